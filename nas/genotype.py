@@ -152,6 +152,9 @@ class Block:
             if not isinstance(k, int) or isinstance(k, bool) or k < 1 or k % 2 == 0:
                 raise GenotypeError(f"{where}: kernel size must be a positive odd integer, got {k!r}")
         object.__setattr__(self, "kernels", kernels)
+        if len(kernels) == 1:
+            # One group: the partition means nothing; keep the genotype canonical.
+            object.__setattr__(self, "partition", "equal")
         _check_positive(where, "c", self.out_channels)
         _check_positive(where, "s", self.stride)
         _check_positive(where, "d", self.dilation)
