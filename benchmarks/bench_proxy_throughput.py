@@ -1,0 +1,186 @@
+"""Proxy-training throughput against the machine's matrix-multiply peak.
+
+For a few networks (small .. large candidates of the ``mdconv`` space at 28x28x1) it
+runs the real training loop (``nas.training.train_epochs``: augmentation,
+normalisation, forward, backward, SGD step) on a Fashion-MNIST subset and reports:
+
+- images/s of training (epochs after the first; the first one is reported apart,
+  it holds one-off costs such as allocator warm-up);
+- achieved GFLOP/s, by the convention ``3 x forward MACs x 2 FLOPs`` per image
+  (backward ~ 2x forward; one multiply-add = 2 FLOPs; MACs counted by fvcore at
+  batch 1, as ``evaluators.flops.count_macs`` when present);
+- the ratio of that to the fp32 ``torch.mm`` peak measured in the same run with
+  the same thread count;
+- channels_last vs contiguous (``--formats``), side by side.
+
+    python benchmarks/bench_proxy_throughput.py --quick          # ~1 minute
+    python benchmarks/bench_proxy_throughput.py --threads 2 --images 4096 --epochs 3
+    python benchmarks/bench_proxy_throughput.py --space mdconv --samples 8 --formats channels_last \
+        --batch-size 64 --images 512 --resolution 14      # the search's candidates, reduced resolution
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from nas.data import load_dataset, split_train_val, stratified_subset  # noqa: E402
+from nas.training import Recipe, train_epochs  # noqa: E402
+
+NETWORKS = {
+    # name: genotype (28x28x1 input); "tiny" is the smallest mdconv-like candidate.
+    "tiny": "stem c16 | ir k3 e3 c16 | ir k3 e3 c24 s2 | ir k3 e3 c40 s2 | ir k3 e3 c80 s2 | head c0",
+    "mid": "stem c16 | ir k3.5 e3 c24 | ir k3.5.7 e6 c32 s2, ir k3 e3 c32 | ir k3.5 e6 c56 s2 se0.25 act=swish, "
+    "ir k3.5.7 e3 c56 | ir k3.5.7.9 e6 c96 s2 se0.25 act=swish, ir k3 e3 c96 | head c256",
+    "large": "stem c16 | ir k3.5.7.9 e6 c24 se0.25 act=swish, ir k3.5.7 e6 c24 se0.25 | "
+    "ir k3.5.7.9 e6 c40 s2 se0.25 act=swish, ir k3.5.7 e6 c40 se0.25, ir k3.5 e6 c40 se0.25 | "
+    "ir k3.5.7.9 e6 c80 s2 se0.25 act=swish, ir k3.5.7 e6 c80 se0.25, ir k3.5 e6 c80 se0.25 | "
+    "ir k3.5.7.9 e6 c120 s2 se0.25 act=swish, ir k3.5.7 e6 c120 se0.25, ir k3.5 e6 c120 se0.25 | head c256",
+}
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def print_machine(threads: int, device: torch.device) -> None:
+    print(f"platform : {platform.platform()}")
+    print(f"cpu      : {cpu_model()}  ({os.cpu_count()} logical cores)")
+    if device.type == "cuda":
+        print(f"gpu      : {torch.cuda.get_device_name(device)}")
+    print(f"torch    : {torch.__version__}  threads={threads}  device={device}")
+
+
+def matmul_peak_gflops(device: torch.device, n: int = 2048, reps: int = 5) -> float:
+    a = torch.randn(n, n, device=device)
+    b = torch.randn(n, n, device=device)
+    torch.mm(a, b)  # warm-up
+    best = float("inf")
+    for _ in range(reps):
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        t0 = time.perf_counter()
+        torch.mm(a, b)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        best = min(best, time.perf_counter() - t0)
+    return 2 * n**3 / best / 1e9
+
+
+def forward_macs(model: nn.Module, input_shape: tuple[int, ...]) -> int:
+    try:
+        from evaluators.flops import count_macs
+    except ImportError:
+        count_macs = None
+    if count_macs is not None:
+        return int(count_macs(model, input_shape))
+    from fvcore.nn import FlopCountAnalysis
+
+    model.eval()
+    analysis = FlopCountAnalysis(model, torch.zeros(input_shape))
+    analysis.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
+    return int(analysis.total())
+
+
+def build(genotype: str) -> nn.Module:
+    import nas
+
+    return nas.build(genotype, num_classes=10, in_chans=1)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="small run: 1536 images, 2 epochs, tiny+mid only")
+    p.add_argument("--threads", type=int, default=1, help="torch threads (a search trial gets 1)")
+    p.add_argument("--images", type=int, default=3072, help="training images per epoch")
+    p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--networks", default="tiny,mid,large")
+    p.add_argument("--formats", default="contiguous,channels_last")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--space", default=None, help="also time candidates sampled from this space")
+    p.add_argument("--samples", type=int, default=0, help="how many candidates to sample (seeds 0..N-1)")
+    p.add_argument("--resolution", type=int, default=None, help="train at this square size (the proxy option)")
+    p.add_argument("--val-images", type=int, default=1000)
+    args = p.parse_args(argv)
+    if args.quick:
+        args.images, args.epochs, args.networks = 1536, 2, "tiny,mid"
+
+    torch.set_num_threads(args.threads)
+    from nas.training import resolve_device
+
+    device = resolve_device(args.device)
+    print_machine(args.threads, device)
+    peak = matmul_peak_gflops(device)
+    print(f"fp32 torch.mm peak (2048^3): {peak:.1f} GFLOP/s")
+    print("FLOP convention: training FLOPs/image = 3 x forward MACs x 2")
+    print()
+
+    ds = load_dataset("fashion-mnist")
+    train, val = split_train_val(ds, val_size=args.val_images, seed=0)
+    train = stratified_subset(train, args.images, seed=0)
+    size = 28
+    if args.resolution:
+        from evaluators.proxy import _resize
+
+        train, val, size = _resize(train, args.resolution), _resize(val, args.resolution), args.resolution
+    recipe = Recipe(epochs=args.epochs, batch_size=args.batch_size)
+    formats = [f.strip() for f in args.formats.split(",") if f.strip()]
+    networks = {n.strip(): NETWORKS[n.strip()] for n in args.networks.split(",") if n.strip()}
+    if args.space and args.samples:
+        import nas
+
+        space = nas.load_space(args.space)
+        networks.update({f"{args.space}#{i}": str(space.sample(i)) for i in range(args.samples)})
+    print(f"data: {len(train)} train / {len(val)} val images at {size}x{size}, batch {args.batch_size}")
+
+    header = (
+        f"{'network':10} {'MMACs':>7} {'format':>14} {'img/s':>8} {'1st ep s':>8} {'eval img/s':>10} "
+        f"{'GFLOP/s':>8} {'% peak':>7}"
+    )
+    print(header)
+    print("-" * len(header))
+    rates: dict[tuple[str, str], float] = {}
+    for name, genotype in networks.items():
+        macs = forward_macs(build(genotype), (1, 1, size, size))
+        for fmt in formats:
+            torch.manual_seed(0)
+            model = build(genotype)
+            results = list(train_epochs(model, train, val, recipe, device, seed=0, memory_format=fmt))
+            steady = results[1:] or results
+            ips = sum(r.train_images for r in steady) / sum(r.train_images / r.images_per_s for r in steady)
+            eval_s = sum(r.seconds - r.train_images / r.images_per_s for r in steady) / len(steady)
+            eval_ips = len(val) / eval_s if eval_s > 0 else float("inf")
+            gflops = ips * 3 * macs * 2 / 1e9
+            rates[(name, fmt)] = ips
+            print(
+                f"{name:10} {macs / 1e6:7.2f} {fmt:>14} {ips:8.0f} {results[0].seconds:8.2f} {eval_ips:10.0f} "
+                f"{gflops:8.2f} {100 * gflops / peak:6.1f}%",
+                flush=True,
+            )
+    if len(formats) == 2:
+        print()
+        a, b = formats
+        for name in dict.fromkeys(n for n, _ in rates):
+            if (name, a) in rates and (name, b) in rates:
+                print(f"{name}: {b} / {a} throughput = {rates[(name, b)] / rates[(name, a)]:.2f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,135 @@
+"""Measured inference latency of a model: eval mode, no autograd, warm-up, median and p90.
+
+Timing is wall-clock (``time.perf_counter``) around each forward pass; on CUDA the device
+is synchronized before starting and after finishing each pass so the time covers the
+kernels, not just their launch. The model's train/eval mode, its device and the torch
+thread count are restored afterwards.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Iterator, Sequence
+
+import torch
+import torch.nn as nn
+
+
+@dataclass(frozen=True)
+class Latency:
+    """Per-forward-pass wall time in milliseconds over ``repeats`` timed passes."""
+
+    median_ms: float
+    p90_ms: float
+    mean_ms: float
+    min_ms: float
+    repeats: int
+    batch_size: int
+    device: str
+    threads: int
+
+    def __float__(self) -> float:
+        return self.median_ms
+
+
+def _percentile(sorted_values: list[float], q: float) -> float:
+    """Linear-interpolated percentile (numpy's default) of already sorted values."""
+    if len(sorted_values) == 1:
+        return sorted_values[0]
+    pos = (len(sorted_values) - 1) * q
+    lo = int(pos)
+    hi = min(lo + 1, len(sorted_values) - 1)
+    return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (pos - lo)
+
+
+@contextmanager
+def _threads(n: int | None) -> Iterator[int]:
+    previous = torch.get_num_threads()
+    if n is not None:
+        if n < 1:
+            raise ValueError(f"threads must be >= 1, got {n}")
+        torch.set_num_threads(n)
+    try:
+        yield torch.get_num_threads()
+    finally:
+        torch.set_num_threads(previous)
+
+
+def measure_latency(
+    model: nn.Module,
+    input_shape: Sequence[int],
+    *,
+    batch_size: int = 1,
+    device: str | torch.device = "cpu",
+    warmup: int = 10,
+    repeats: int = 50,
+    threads: int | None = None,
+) -> Latency:
+    """Time ``repeats`` forward passes after ``warmup`` untimed ones.
+
+    Args:
+        model: the module; moved to ``device`` for the measurement and moved back after.
+        input_shape: ``(C, H, W)`` of one input, or ``(N, C, H, W)`` (then N is the batch size).
+        batch_size: inputs per forward pass (1: the latency of one image).
+        device: ``cpu``, ``cuda``, ``cuda:1``, ...
+        warmup: untimed passes first (allocator, caches, cuDNN autotuning).
+        repeats: timed passes; median and p90 are over these.
+        threads: torch intra-op threads during the measurement (``None``: leave as is);
+            the previous setting is restored afterwards.
+    """
+    shape = tuple(int(s) for s in input_shape)
+    if len(shape) == 4:  # (N, C, H, W): N is the batch size
+        if batch_size not in (1, shape[0]):
+            raise ValueError(f"input_shape {shape} says batch {shape[0]} but batch_size is {batch_size}")
+        batch_size, shape = shape[0], shape[1:]
+    if len(shape) != 3 or min(shape) < 1:
+        raise ValueError(f"input_shape must be (C, H, W) or (N, C, H, W), got {tuple(input_shape)}")
+    if batch_size < 1 or repeats < 1 or warmup < 0:
+        raise ValueError(f"need batch_size >= 1, repeats >= 1, warmup >= 0; got {batch_size}, {repeats}, {warmup}")
+    device = torch.device(device)
+    param = next(iter(model.parameters()), None)
+    home = param.device if param is not None else torch.device("cpu")
+    dtype = param.dtype if param is not None and param.is_floating_point() else torch.float32
+    cuda = device.type == "cuda"
+
+    def sync() -> None:
+        if cuda:
+            torch.cuda.synchronize(device)
+
+    modes = {m: m.training for m in model.modules()}
+    times: list[float] = []
+    with _threads(threads) as n_threads:
+        try:
+            model.to(device).eval()
+            x = torch.randn((batch_size,) + shape, device=device, dtype=dtype)
+            with torch.inference_mode():
+                for _ in range(warmup):
+                    model(x)
+                sync()
+                for _ in range(repeats):
+                    sync()
+                    start = time.perf_counter()
+                    model(x)
+                    sync()
+                    times.append((time.perf_counter() - start) * 1000.0)
+        finally:
+            model.to(home)
+            for m, training in modes.items():
+                m.training = training
+    times.sort()
+    return Latency(
+        median_ms=statistics.median(times),
+        p90_ms=_percentile(times, 0.9),
+        mean_ms=statistics.fmean(times),
+        min_ms=times[0],
+        repeats=repeats,
+        batch_size=batch_size,
+        device=str(device),
+        threads=n_threads,
+    )
+
+
+__all__ = ["Latency", "measure_latency"]

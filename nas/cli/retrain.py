@@ -1,0 +1,151 @@
+"""``nas retrain``: pick networks from a run's front (or name them), train them fully, test once.
+
+    nas retrain results/RUN                       # --pick s,m,l: three MFLOPs tiers of the front
+    nas retrain results/RUN --targets 3,8,20      # most accurate at or under 3, 8, 20 MFLOPs
+    nas retrain results/RUN --trial 17            # any trial, as picks/trial-17
+    nas retrain results/RUN --space mixnet-s      # a hand-designed baseline, same recipe and data
+    nas retrain results/RUN --arch "stem c16 | ..." --name mine
+    nas retrain results/RUN --table               # markdown table of every finished pick
+    nas retrain --arch "..." --dataset digits --out DIR   # no run folder
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from nas.errors import NasInputError
+
+
+def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> argparse.ArgumentParser:
+    p = sub.add_parser(
+        "retrain",
+        help="retrain picked architectures (S/M/L of the front, a trial, a genotype, a baseline) and test them",
+        description="Pick architectures from a run's Pareto front the way MixNet-S/M/L span a compute range, "
+        "train each on the FULL training split with the retrain recipe, and score it once on the official "
+        "test split. Each pick gets RUN/picks/<name>/ (genotype.txt, metrics.json, curve.csv/png, "
+        "weights.safetensors). Interrupted trainings resume from their last epoch.",
+    )
+    p.add_argument("run_path", metavar="RUN", nargs="?", help="run folder written by `nas search`")
+    sel = p.add_argument_group("what to retrain (default: --pick s,m,l)")
+    sel.add_argument("--pick", metavar="NAMES",
+                     help="tier names, cheapest first (default s,m,l). With s,m,l (or a subset) the front's "
+                          "log-MFLOPs range is cut in 3 equal parts and each pick is the most accurate member at "
+                          "or under its part's upper bound; other names make that many tiers. With --targets: "
+                          "the names of the targets.")
+    sel.add_argument("--targets", metavar="MFLOPS",
+                     help="comma-separated MFLOPs targets, e.g. 3,8,20: the most accurate front member at or "
+                          "under each (named s,m,l for three targets, else le<target>)")
+    sel.add_argument("--trial", metavar="N", type=int, action="append",
+                     help="retrain trial N of the run (repeatable); folder trial-N")
+    sel.add_argument("--arch", metavar="GENOTYPE", help="retrain this genotype (folder --name or arch-<hash>)")
+    sel.add_argument("--space", metavar="SPACE", action="append",
+                     help="retrain the one architecture of a one-point space (mixnet-s, mixnet-m, "
+                          "mobilenetv2-3x3, or a .toml path) as a baseline (repeatable)")
+    sel.add_argument("--name", help="folder name for --arch / a single --space or --trial pick")
+    sel.add_argument("--table", action="store_true",
+                     help="print a markdown table of every finished pick (after training, if any was asked)")
+    tr = p.add_argument_group("training")
+    tr.add_argument("--epochs", type=int, default=None, help="epochs (default 30)")
+    tr.add_argument("--batch-size", type=int, default=None, help="batch size (default 128)")
+    tr.add_argument("--lr", type=float, default=None, help="learning rate per 256 images (default 0.2)")
+    tr.add_argument("--no-ema", action="store_true", help="no EMA of the weights (default: EMA decay 0.999)")
+    tr.add_argument("--device", default="auto", help="auto (CUDA if available, else CPU), cpu, cuda, cuda:1, ...")
+    tr.add_argument("--seed", type=int, default=0, help="training seed (default 0); the test split never changes")
+    tr.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    tr.add_argument("--force", action="store_true", help="retrain picks that are already finished")
+    io = p.add_argument_group("data and output")
+    io.add_argument("--dataset", help="data set when there is no RUN (fashion-mnist, mnist, digits, cifar10, ...)")
+    io.add_argument("--data-dir", help="folder of the data set files (default: the run's)")
+    io.add_argument("--out", metavar="DIR", help="folder that holds the pick folders (default RUN/picks)")
+    p.set_defaults(run=run)
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    from nas.picks import parse_names, parse_targets, pick_arch, pick_targets, pick_tiers, pick_trial
+    from nas.retrain import (
+        DEFAULT_EPOCHS,
+        RetrainOptions,
+        collect_picks,
+        copy_pick,
+        make_context,
+        markdown_table,
+        retrain_pick,
+        space_pick,
+    )
+
+    for opt in ("epochs", "batch_size", "threads"):
+        value = getattr(args, opt)
+        if value is not None and value < 1:
+            raise NasInputError(f"--{opt.replace('_', '-')} must be >= 1, got {value}")
+    if args.lr is not None and not args.lr > 0:
+        raise NasInputError(f"--lr must be positive, got {args.lr}")
+
+    ctx = make_context(args.run_path, args.out, args.dataset, args.data_dir)
+    explicit = bool(args.trial or args.arch or args.space)
+    front_wanted = args.pick is not None or args.targets is not None or not (explicit or args.table)
+    picks = []
+    if front_wanted:
+        if ctx.run is None:
+            raise NasInputError("--pick/--targets choose from a run's front: give the run folder (RUN)")
+        front = ctx.run.pareto
+        if args.targets is not None:
+            targets = parse_targets(args.targets)
+            picks += pick_targets(front, targets, parse_names(args.pick) if args.pick else None)
+        else:
+            picks += pick_tiers(front, parse_names(args.pick) if args.pick else ("s", "m", "l"))
+    single = sum([len(args.trial or []), bool(args.arch), len(args.space or [])]) == 1
+    if args.name is not None and not single:
+        raise NasInputError("--name names one --arch / --space / --trial pick; give exactly one of them")
+    for number in args.trial or []:
+        if ctx.run is None:
+            raise NasInputError("--trial needs the run folder (RUN)")
+        picks.append(pick_trial(ctx.run.trials, number, args.name))
+    if args.arch:
+        picks.append(pick_arch(args.arch, args.name))
+    for space in args.space or []:
+        picks.append(space_pick(space, args.name))
+    names = [p.name for p in picks]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise NasInputError(f"two picks would share the folder name {dup[0]!r}; use --name")
+
+    if picks:
+        options = RetrainOptions(
+            epochs=args.epochs or DEFAULT_EPOCHS, batch_size=args.batch_size, lr=args.lr, ema=not args.no_ema,
+            device=args.device, seed=args.seed, threads=args.threads, force=args.force,
+        )
+        dataset = ctx.load_dataset()
+        print(f"{len(picks)} pick(s) -> {ctx.picks_root}  ({dataset!r}); interrupt any time: the same "
+              f"command resumes after the last finished epoch", flush=True)
+        for p in picks:
+            where = f"trial {p.number}" if p.number is not None else p.source
+            extra = f", search accuracy {p.accuracy:.4f}" if p.accuracy is not None else ""
+            bound = f" (<= {p.bound:.3g} MFLOPs)" if p.bound is not None else ""
+            mf = f", {p.mflops:.3g} MFLOPs" if p.mflops is not None else ""
+            print(f"  {p.name}: {where}{bound}{mf}{extra}" + (f"  = {p.same_as}" if p.same_as else ""))
+        for p in picks:
+            folder = ctx.picks_root / p.name
+            if p.same_as is not None:
+                copy_pick(ctx.picks_root / p.same_as, folder, p)
+                print(f"[{p.name}] same trial as {p.same_as}: copied {ctx.picks_root / p.same_as} -> {folder}")
+                continue
+            info = {"space": p.name} if p.source == "space" else None
+            retrain_pick(p, folder, dataset, options, extra=info)
+        if ctx.run is not None and ctx.picks_root == ctx.run.path / "picks":
+            _replot(ctx.run)
+    if args.table or picks:
+        if picks and not args.table:
+            print()
+        print(markdown_table(collect_picks(ctx.picks_root)))
+    return 0
+
+
+def _replot(run) -> None:
+    """Redraw RUN/pareto.png so it shows the new picks (nas.picks.mark_picks via nas.results)."""
+    try:
+        from nas.results import write_views
+
+        write_views(run.path, run.refresh().study, run.config, plot=True)
+    except Exception as exc:  # noqa: BLE001 - a plot is never worth failing a finished retrain
+        print(f"note: could not redraw {run.path / 'pareto.png'}: {exc}")

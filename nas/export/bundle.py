@@ -1,0 +1,223 @@
+"""``export_bundle``: write a standalone model folder from a genotype and its weights.
+
+Layout of the folder (``nas export ... --out DIR``)::
+
+    model.py              torch-only network code + load_model() / preprocess()
+    weights.safetensors   the trained weights (weights.pt if safetensors is missing)
+    genotype.txt          the genotype, one line
+    metrics.json          the pick's metrics + export info (weights_sha256, input, classes)
+    model.torchscript.pt  with --format torchscript (traced at the training input size)
+    model.onnx            with --format onnx (opset 17, dynamic batch)
+
+Every export is checked before it is reported done: the generated ``Net`` must load
+the engine's weights with ``strict=True`` and give the engine model's outputs on a
+random input (eval mode); TorchScript and ONNX files are checked the same way
+(ONNX with onnxruntime if importable, else onnx's checker + reference evaluator).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+import uuid
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+
+from nas.errors import NasInputError
+from nas.export.codegen import generate_model_source
+from nas.export.weights import load_state_strict, save_weights, weights_filename
+from nas.genotype import Arch
+
+FORMATS = ("pytorch", "torchscript", "onnx")
+TORCHSCRIPT_FILE = "model.torchscript.pt"
+ONNX_FILE = "model.onnx"
+ATOL = 1e-4
+
+
+@dataclass
+class ExportResult:
+    out_dir: Path
+    files: list[str] = field(default_factory=list)
+    max_abs_diff: dict[str, float] = field(default_factory=dict)
+
+
+def parse_formats(text: str | Sequence[str]) -> list[str]:
+    items = text.split(",") if isinstance(text, str) else list(text)
+    out = ["pytorch"]
+    for item in (i.strip().lower() for i in items):
+        if not item:
+            continue
+        item = {"ts": "torchscript", "jit": "torchscript", "torch": "pytorch", "py": "pytorch"}.get(item, item)
+        if item not in FORMATS:
+            raise NasInputError(f"--format: unknown format {item!r}; expected any of {', '.join(FORMATS)}")
+        if item not in out:
+            out.append(item)
+    return out
+
+
+def import_model_file(path: str | Path):
+    """Import a generated ``model.py`` under a unique module name (no sys.path changes)."""
+    name = f"nas_export_{uuid.uuid4().hex}"
+    spec = importlib.util.spec_from_file_location(name, str(path))
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.modules.pop(name, None)
+    return module
+
+
+def export_bundle(
+    arch: Arch | str,
+    state_dict: dict[str, torch.Tensor],
+    out_dir: str | Path,
+    *,
+    num_classes: int,
+    in_chans: int,
+    image_size: int,
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
+    classes: Sequence[str] | None = None,
+    metrics: dict[str, Any] | None = None,
+    formats: Sequence[str] = ("pytorch",),
+    title: str | None = None,
+    log=None,
+) -> ExportResult:
+    """Write the export folder (see the module docstring) and verify it."""
+    import nas
+
+    arch = Arch.parse(arch) if isinstance(arch, str) else arch
+    formats = parse_formats(formats)
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise NasInputError(f"--out {out}: exists and is not a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise NasInputError(f"--out {out}: cannot create folder: {exc.strerror or exc}") from None
+
+    engine = nas.build(arch, num_classes=num_classes, in_chans=in_chans)
+    load_state_strict(engine, state_dict, "export")
+    engine.eval()
+    result = ExportResult(out)
+
+    wname = weights_filename()
+    for stale in ("weights.safetensors", "weights.pt"):
+        if stale != wname and (out / stale).exists():
+            (out / stale).unlink()
+    digest = save_weights(engine.state_dict(), out / wname, metadata={"genotype": str(arch), "format": "nas/1"})
+    source = generate_model_source(
+        arch, num_classes, in_chans, image_size=image_size, mean=mean, std=std, classes=classes,
+        weights_file=wname, weights_sha256=digest, title=title,
+    )
+    _write_text(out / "model.py", source)
+    _write_text(out / "genotype.txt", str(arch) + "\n")
+    result.files += ["model.py", wname, "genotype.txt"]
+
+    # Verify: generated code + written weights == engine model.
+    module = import_model_file(out / "model.py")
+    net = module.load_model()
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(2, in_chans, image_size, image_size, generator=gen)
+    with torch.no_grad():
+        expected = engine(x)
+        got = net(x)
+    result.max_abs_diff["pytorch"] = _check_close("model.py", got, expected)
+
+    if "torchscript" in formats:
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")
+            traced = torch.jit.trace(net, x)
+            torch.jit.save(traced, str(out / TORCHSCRIPT_FILE))
+            loaded = torch.jit.load(str(out / TORCHSCRIPT_FILE))
+            result.max_abs_diff["torchscript"] = _check_close(TORCHSCRIPT_FILE, loaded(x), expected)
+        result.files.append(TORCHSCRIPT_FILE)
+    if "onnx" in formats:
+        export_onnx(net, x, out / ONNX_FILE)
+        result.max_abs_diff["onnx"] = _check_close(ONNX_FILE, run_onnx(out / ONNX_FILE, x), expected)
+        result.files.append(ONNX_FILE)
+
+    info = dict(metrics or {})
+    info.update({
+        "arch": str(arch),
+        "num_classes": num_classes,
+        "in_chans": in_chans,
+        "image_size": image_size,
+        "mean": list(mean) if mean is not None else None,
+        "std": list(std) if std is not None else None,
+        "classes": list(classes) if classes is not None else None,
+        "weights_file": wname,
+        "weights_sha256": digest,
+        "export": {"formats": formats, "files": result.files + ["metrics.json"],
+                   "max_abs_diff_vs_engine": result.max_abs_diff, "nas_version": nas.__version__,
+                   "torch_version": torch.__version__},
+    })
+    _write_text(out / "metrics.json", json.dumps(info, indent=2, default=_json_default) + "\n")
+    result.files.append("metrics.json")
+    return result
+
+
+def export_onnx(net: torch.nn.Module, example: torch.Tensor, path: Path) -> None:
+    """ONNX opset 17, input ``input`` (dynamic batch), output ``logits``."""
+    try:
+        import onnx  # noqa: F401
+    except ImportError:
+        raise NasInputError("--format onnx needs the onnx package (pip install 'nas[onnx]')") from None
+    net.eval()
+    with torch.no_grad():
+        net(example)  # fill the partial-padding ratio caches: they become constants
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        kwargs = dict(input_names=["input"], output_names=["logits"],
+                      dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}}, opset_version=17)
+        try:
+            torch.onnx.export(net, (example,), str(path), dynamo=False, **kwargs)
+        except TypeError:  # torch without the dynamo switch
+            torch.onnx.export(net, (example,), str(path), **kwargs)
+
+
+def run_onnx(path: Path, x: torch.Tensor) -> torch.Tensor:
+    """Run an ONNX file: onnxruntime if importable, else onnx's checker + reference evaluator."""
+    import onnx
+
+    model = onnx.load(str(path))
+    onnx.checker.check_model(model, full_check=True)
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        from onnx.reference import ReferenceEvaluator
+
+        out = ReferenceEvaluator(model).run(None, {"input": x.numpy()})[0]
+    else:
+        sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        out = sess.run(None, {"input": x.numpy()})[0]
+    return torch.from_numpy(out)
+
+
+def _check_close(what: str, got: torch.Tensor, expected: torch.Tensor) -> float:
+    diff = float((got.float() - expected.float()).abs().max())
+    if not diff <= ATOL:
+        raise RuntimeError(f"export check failed: {what} differs from the engine model by {diff:.3g} (> {ATOL})")
+    return diff
+
+
+def _write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+
+
+def _json_default(obj):
+    try:
+        return float(obj)
+    except (TypeError, ValueError):
+        return str(obj)
+
+
+__all__ = ["ExportResult", "FORMATS", "export_bundle", "export_onnx", "import_model_file", "parse_formats", "run_onnx"]

@@ -1,0 +1,34 @@
+"""Small layers, one idea each: padding modes, MixConv2d, activations, squeeze-excite, conv factory."""
+
+from nas.layers.activations import ACTIVATION_LAYERS, create_act, get_act_layer
+from nas.layers.factory import create_conv2d
+from nas.layers.mixconv import AUTO_IMPL, IMPLS, MixConv2d, resolve_impl
+from nas.layers.padding import (
+    PADDING_MODES,
+    PaddedConv2d,
+    PartialConv2d,
+    RatioCache,
+    check_border_padding,
+    partial_ratio,
+    same_padding,
+)
+from nas.layers.squeeze_excite import SqueezeExcite, se_channels
+
+__all__ = [
+    "ACTIVATION_LAYERS",
+    "AUTO_IMPL",
+    "IMPLS",
+    "MixConv2d",
+    "PADDING_MODES",
+    "PaddedConv2d",
+    "PartialConv2d",
+    "RatioCache",
+    "SqueezeExcite",
+    "check_border_padding",
+    "create_act",
+    "create_conv2d",
+    "get_act_layer",
+    "partial_ratio",
+    "same_padding",
+    "se_channels",
+]

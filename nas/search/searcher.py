@@ -1,0 +1,369 @@
+"""The bridge between Ray Tune and the Optuna study: a custom ``Searcher`` plus the shared state.
+
+The study (Optuna RDB storage, owned by the driver process) is the one source of
+truth. ``suggest()`` asks the study for a trial (``study.ask()``), lets the space
+suggest an architecture through it (define-by-run), measures its cost and checks
+the constraints; ``on_trial_result()`` records the learning curve as user attrs;
+``on_trial_complete()`` tells the study how the trial ended.
+
+How trials are told to Optuna:
+
+- trained to full fidelity -> ``COMPLETE`` with values ``[accuracy, cost]``;
+- stopped at a rung by the successive-halving scheduler -> ``PRUNED``, no values,
+  user attrs ``fidelity`` (epochs trained), ``accuracy_curve``, ``prune_reason``.
+  Why PRUNED: it keeps a low-fidelity accuracy out of ``study.best_trials`` and
+  the dashboard's Pareto front (they use COMPLETE trials only), and Optuna's
+  samplers treat pruned trials as intended for "worse than the complete ones":
+  TPE puts them in its "bad" group (no intermediate values are reported - Optuna
+  forbids ``Trial.report`` in multi-objective studies - so they all rank alike),
+  NSGA-II/III select parents from COMPLETE trials only, random ignores them.
+- raised / diverged / worker died -> ``FAIL`` with user attr ``fail_reason``;
+- rejected by ``--max-mflops`` / ``--max-params`` before training -> ``FAIL`` with
+  ``fail_reason`` "infeasible: ..." and ``infeasible=True``;
+- still running when the search was interrupted -> ``FAIL`` with ``fail_reason``
+  "interrupted".
+
+Budget: the budget counts TRAINED candidates - COMPLETE + PRUNED + FAIL while
+training (user attr ``counted=True``). Infeasible candidates cost no training and
+do not count; neither do interrupted ones (``--resume`` trains a fresh candidate
+instead). To never loop forever on an over-tight constraint, at most
+``max_rejections`` candidates in a row may be rejected; then the search ends early
+saying why.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, Dict, Optional
+
+from ray.tune.search import Searcher
+
+from nas.errors import NasInputError
+from nas.search.moo import pareto_mask
+
+if TYPE_CHECKING:
+    import optuna
+
+INTERRUPTED = "interrupted"
+
+
+def counts_against_budget(trial: "optuna.trial.FrozenTrial") -> bool:
+    """Whether a finished trial used up one unit of the budget (see the module doc)."""
+    name = trial.state.name
+    if name in ("COMPLETE", "PRUNED"):
+        return True
+    if name == "FAIL":
+        return bool(trial.user_attrs.get("counted", False))
+    return False
+
+
+@dataclass
+class SearchState:
+    """Everything the searcher, scheduler and status line share, in the driver process."""
+
+    study: "optuna.Study"
+    space: Any
+    budget: int
+    max_epochs: int
+    cost_key: str
+    measure_cost: Callable[[Any], tuple[float, int]]
+    max_mflops: Optional[float] = None
+    max_params: Optional[int] = None
+    max_rejections: int = 500
+    on_finished: Optional[Callable[[], None]] = None
+    started: float = field(default_factory=time.time)
+
+    live: Dict[str, int] = field(default_factory=dict)  # Ray trial id -> Optuna number
+    asked: Dict[int, Any] = field(default_factory=dict)  # Optuna number -> optuna.Trial (running)
+    errors: Dict[str, str] = field(default_factory=dict)  # Ray trial id -> reason (worker errors)
+    pruned_at: Dict[int, str] = field(default_factory=dict)  # Optuna number -> why it was stopped
+    curves: Dict[int, list] = field(default_factory=dict)
+    interrupted: bool = False
+    stop_reason: Optional[str] = None
+
+    done: int = 0  # counted trials, previous sessions included
+    session_done: int = 0
+    failed: int = 0
+    pruned: int = 0
+    rejected: int = 0
+    running: int = 0
+    full_points: list = field(default_factory=list)  # (accuracy, cost) of COMPLETE trials
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    # Ray pickles its Tuner state for Tuner.restore, which we never use (the study is the
+    # truth, see --resume): this driver-side object travels as an empty shell.
+    def __getstate__(self) -> dict:
+        return {}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+
+    def load_counts(self) -> None:
+        """Counters from the trials already in the study (``--resume``)."""
+        for t in self.study.get_trials(deepcopy=False):
+            if counts_against_budget(t):
+                self.done += 1
+            name = t.state.name
+            if name == "PRUNED":
+                self.pruned += 1
+            elif name == "FAIL":
+                if t.user_attrs.get("infeasible"):
+                    self.rejected += 1
+                elif t.user_attrs.get("counted"):
+                    self.failed += 1
+            elif name == "COMPLETE" and t.values:
+                self.full_points.append((float(t.values[0]), float(t.values[1])))
+
+    def stats(self) -> dict[str, Any]:
+        front = pareto_mask(self.full_points, ("max", "min")) if self.full_points else []
+        best = max((p[0] for p in self.full_points), default=None)
+        return {
+            "done": self.done,
+            "budget": self.budget,
+            "running": self.running,
+            "queued": max(0, len(self.live) - self.running),
+            "pruned": self.pruned,
+            "failed": self.failed,
+            "rejected": self.rejected,
+            "front": sum(front),
+            "best": best,
+            "started": self.started,
+            "session_done": self.session_done,
+        }
+
+    def fail_leftovers(self, reason: str = INTERRUPTED) -> int:
+        """Tell FAIL (not counted) for every trial asked this session and never told."""
+        import optuna
+
+        with self.lock:
+            leftovers = list(self.asked.values())
+            self.asked.clear()
+            self.live.clear()
+        for trial in leftovers:
+            trial.set_user_attr("fail_reason", reason)
+            trial.set_user_attr("counted", False)
+            self.study.tell(trial, state=optuna.trial.TrialState.FAIL, skip_if_finished=True)
+        return len(leftovers)
+
+    def constraint_violation(self, mflops: float, params: int) -> Optional[str]:
+        problems = []
+        if self.max_mflops is not None and mflops > self.max_mflops:
+            problems.append(f"{mflops:.3g} MFLOPs > --max-mflops {self.max_mflops:g}")
+        if self.max_params is not None and params > self.max_params:
+            problems.append(f"{params} params > --max-params {self.max_params}")
+        return "; ".join(problems) or None
+
+
+class StudySearcher(Searcher):
+    """Ray Tune ``Searcher`` backed by the Optuna study in :class:`SearchState` (see module doc)."""
+
+    def __init__(self, state: SearchState) -> None:
+        super().__init__(metric="accuracy", mode="max")
+        self.state = state
+        self._consecutive_rejections = 0
+
+    def set_search_properties(self, metric, mode, config, **spec) -> bool:
+        return True  # the space comes from the Space object, not from a Tune param_space
+
+    # -- suggest -------------------------------------------------------------------
+
+    def suggest(self, trial_id: str) -> Optional[Dict[str, Any]]:
+        import optuna
+
+        st = self.state
+        if st.interrupted or st.stop_reason:
+            return Searcher.FINISHED
+        while True:
+            trial = st.study.ask()
+            try:
+                arch = st.space.suggest(trial)
+                mflops, params = st.measure_cost(arch)
+            except NasInputError as exc:
+                self._reject(trial, f"invalid candidate: {exc}", infeasible=True)
+                if self._too_many_rejections():
+                    return Searcher.FINISHED
+                continue
+            trial.set_user_attr("arch", str(arch))
+            trial.set_user_attr("mflops", float(mflops))
+            trial.set_user_attr("params", int(params))
+            trial.set_user_attr("max_epochs", st.max_epochs)
+            trial.set_user_attr("fidelity", 0)
+            violation = st.constraint_violation(mflops, params)
+            if violation:
+                self._reject(trial, f"infeasible: {violation}", infeasible=True)
+                if self._too_many_rejections():
+                    return Searcher.FINISHED
+                continue
+            self._consecutive_rejections = 0
+            with st.lock:
+                st.live[trial_id] = trial.number
+                st.asked[trial.number] = trial
+            return {"number": trial.number, "arch": str(arch), "mflops": float(mflops), "params": int(params)}
+
+    def _reject(self, trial, reason: str, infeasible: bool) -> None:
+        import optuna
+
+        st = self.state
+        trial.set_user_attr("fail_reason", reason)
+        trial.set_user_attr("infeasible", infeasible)
+        trial.set_user_attr("counted", False)
+        st.study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        st.rejected += 1
+        self._consecutive_rejections += 1
+
+    def _too_many_rejections(self) -> bool:
+        st = self.state
+        if self._consecutive_rejections >= st.max_rejections:
+            st.stop_reason = (
+                f"stopped early: {self._consecutive_rejections} candidates in a row were rejected by the "
+                f"constraints (--max-mflops/--max-params); loosen them or narrow the space"
+            )
+            return True
+        return False
+
+    # -- results -------------------------------------------------------------------
+
+    def on_trial_result(self, trial_id: str, result: Dict) -> None:
+        st = self.state
+        number = st.live.get(trial_id)
+        if number is None or result.get("failed"):
+            return
+        epoch = int(result.get("epoch", 0) or 0)
+        if epoch < 1:
+            return
+        curve = st.curves.setdefault(number, [])
+        if len(curve) < epoch:
+            curve.append(float(result.get("accuracy", math.nan)))
+        trial = st.asked[number]
+        trial.set_user_attr("accuracy_curve", list(curve))
+        trial.set_user_attr("fidelity", epoch)
+
+    def on_trial_complete(self, trial_id: str, result: Optional[Dict] = None, error: bool = False) -> None:
+        import optuna
+
+        st = self.state
+        with st.lock:
+            number = st.live.pop(trial_id, None)
+            trial = st.asked.pop(number, None) if number is not None else None
+        if trial is None:
+            return
+        TS = optuna.trial.TrialState
+        result = result or {}
+        attr = trial.set_user_attr
+
+        if "duration_s" in result and not math.isnan(float(result["duration_s"])):
+            attr("duration_s", float(result["duration_s"]))
+        if "latency_ms" in result:
+            attr("latency_ms", float(result["latency_ms"]))
+        epoch = int(result.get("epoch", 0) or 0)
+        curve = st.curves.pop(number, [])
+        # Ray does not pass the result that made the scheduler stop a trial to
+        # on_trial_result, so the last epoch of a pruned trial is added here.
+        if not result.get("failed") and epoch > len(curve) and "accuracy" in result:
+            curve.append(float(result["accuracy"]))
+        if curve:
+            attr("accuracy_curve", list(curve))
+
+        if epoch or curve:
+            attr("fidelity", max(epoch, len(curve)))
+        if st.interrupted:
+            attr("fail_reason", INTERRUPTED)
+            attr("counted", False)
+            st.study.tell(trial, state=TS.FAIL)
+        elif error or result.get("failed"):
+            reason = result.get("fail_reason") or st.errors.pop(trial_id, None) or "worker error"
+            attr("fail_reason", reason)
+            attr("counted", True)
+            attr("fidelity", max(epoch, len(curve)))
+            if result.get("traceback"):
+                attr("traceback", str(result["traceback"]))
+            st.study.tell(trial, state=TS.FAIL)
+            self._counted(failed=True)
+        elif not result:
+            # removed while pending (the experiment ended first): never trained
+            attr("fail_reason", "not started")
+            attr("counted", False)
+            st.study.tell(trial, state=TS.FAIL)
+        elif epoch >= st.max_epochs:
+            acc = float(result["accuracy"])
+            cost = float(result.get(st.cost_key, math.nan))
+            if math.isnan(acc) or math.isnan(cost):
+                attr("fail_reason", f"no valid result (accuracy {acc}, {st.cost_key} {cost})")
+                attr("counted", True)
+                st.study.tell(trial, state=TS.FAIL)
+                self._counted(failed=True)
+            else:
+                attr("fidelity", epoch)
+                st.study.tell(trial, [acc, cost], state=TS.COMPLETE)
+                st.full_points.append((acc, cost))
+                self._counted()
+        elif number in st.pruned_at:
+            attr("fidelity", epoch)
+            attr("prune_reason", st.pruned_at[number])
+            st.study.tell(trial, state=TS.PRUNED)
+            st.pruned += 1
+            self._counted()
+        else:
+            # ended early without a scheduler decision: the experiment was stopped
+            attr("fail_reason", INTERRUPTED)
+            attr("counted", False)
+            st.study.tell(trial, state=TS.FAIL)
+        if st.on_finished is not None:
+            st.on_finished()
+
+    def _counted(self, failed: bool = False) -> None:
+        st = self.state
+        st.done += 1
+        st.session_done += 1
+        if failed:
+            st.failed += 1
+
+    def save(self, checkpoint_path: str) -> None:
+        """Nothing to save: the Optuna study is the searcher's state (Ray calls this on checkpoints)."""
+
+    def restore(self, checkpoint_path: str) -> None:
+        pass
+
+
+def fail_running_trials(study: "optuna.Study", reason: str = INTERRUPTED) -> int:
+    """Mark trials left RUNNING (a killed or interrupted search) as FAIL, not counted. Returns how many."""
+    import optuna
+
+    n = 0
+    for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        trial = optuna.trial.Trial(study, t._trial_id)
+        trial.set_user_attr("fail_reason", reason)
+        trial.set_user_attr("counted", False)
+        study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        n += 1
+    return n
+
+
+def describe_trial_error(trial: Any) -> str:
+    """One line from a Ray trial's error (worker died, task error), for ``fail_reason``."""
+    text = ""
+    try:
+        path = trial.error_file
+        if path:
+            with open(path, encoding="utf-8", errors="replace") as fh:
+                text = fh.read()
+    except (OSError, AttributeError):
+        text = ""
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith("Failure #")]
+    died = any("ActorDiedError" in ln or "died unexpectedly" in ln or "WorkerCrashedError" in ln for ln in lines)
+    # the exception line ("ray.exceptions.ActorDiedError: The actor died ..."), else the last line
+    exc_lines = [ln for ln in lines if re.match(r"^[\w.]+(Error|Exception|Interrupt)\b:?", ln)]
+    summary = (exc_lines[-1] if exc_lines else (lines[-1] if lines else "")).split(": ", 1)
+    summary_text = ": ".join([summary[0].rsplit(".", 1)[-1], *summary[1:]])
+    exit_type = next((m.group(1) for ln in lines for m in [re.search(r"Worker exit type: (\w+)", ln)] if m), None)
+    prefix = "worker died" if died else "worker error"
+    if died:
+        summary_text += f" (worker exit type {exit_type or 'unknown'}: killed, crashed or out of memory)"
+    return f"{prefix}: {summary_text}"[:500] if summary_text else prefix
+
+
+__all__ = ["INTERRUPTED", "SearchState", "StudySearcher", "counts_against_budget", "describe_trial_error", "fail_running_trials"]

@@ -1,0 +1,95 @@
+"""The Ray Tune trainable: proxy-train one candidate, report validation accuracy per epoch.
+
+Runs in a Ray worker process. Actors are reused between trials
+(``reuse_actors=True``), so the proxy data are loaded once per worker
+(``evaluators.proxy.prepare_proxy_data`` caches them per process).
+
+Each epoch reports ``{"epoch", "accuracy", "mflops", "params", "duration_s", ...}``;
+the multi-objective scheduler may stop the trial at a rung. A candidate that
+raises (build error, out of memory, ...) or diverges (NaN loss ->
+``TrainingDiverged``) does not crash the worker: it reports ``failed=True`` with
+``fail_reason`` and returns, so the actor is reused and the searcher records the
+reason in the study. A worker that dies outright is seen by Ray as a trial error
+and recorded by the searcher as failed too.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import traceback
+from typing import Any
+
+
+def failure_reason(exc: BaseException) -> str:
+    """One line naming what went wrong, e.g. ``diverged: training diverged: loss nan at epoch 1, step 3``."""
+    from nas.training import TrainingDiverged
+
+    if isinstance(exc, TrainingDiverged):
+        return f"diverged: {exc}"
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {text}"[:500]
+
+
+def run_candidate(spec: dict[str, Any], arch: str, report) -> None:
+    """Proxy-train ``arch`` and call ``report(metrics)`` after every epoch (and once on failure).
+
+    Shared by the Ray trainable and the in-process loop of the overhead benchmark,
+    so both do exactly the same work.
+    """
+    t0 = time.perf_counter()
+    base = {"mflops": spec.get("mflops", math.nan), "params": spec.get("params", math.nan)}
+    epoch = 0
+    try:
+        import torch
+
+        from nas.search.proxy import proxy_data, proxy_epochs
+
+        threads = max(1, int(spec.get("threads", 1)))
+        torch.set_num_threads(threads)
+        if spec.get("latency"):
+            from evaluators.latency import measure_latency
+            from nas.builder import build
+
+            data = proxy_data(spec)
+            model = build(arch, num_classes=data.num_classes, in_chans=data.in_chans)
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+            shape = (data.in_chans, data.image_size, data.image_size)
+            base["latency_ms"] = float(measure_latency(model.eval(), shape, device=device, threads=threads))
+            del model
+        for result in proxy_epochs(arch, spec, threads=threads):
+            epoch = int(result.epoch)
+            report(
+                {
+                    **base,
+                    "epoch": epoch,
+                    "accuracy": float(result.val_accuracy),
+                    "val_loss": float(result.val_loss),
+                    "train_loss": float(result.train_loss),
+                    "epoch_s": float(result.seconds),
+                    "duration_s": time.perf_counter() - t0,
+                    "failed": False,
+                }
+            )
+    except Exception as exc:  # noqa: BLE001 - every candidate failure is recorded, the search goes on
+        report(
+            {
+                **base,
+                "epoch": epoch,
+                "accuracy": math.nan,
+                "duration_s": time.perf_counter() - t0,
+                "failed": True,
+                "fail_reason": failure_reason(exc),
+                "traceback": traceback.format_exc(limit=6)[-2000:],
+            }
+        )
+
+
+def train_candidate(config: dict[str, Any], spec: dict[str, Any]) -> None:
+    """Ray Tune function trainable (``spec`` bound with ``tune.with_parameters``)."""
+    from ray import tune
+
+    run_candidate({**spec, "mflops": config.get("mflops"), "params": config.get("params")}, config["arch"], tune.report)
+
+
+__all__ = ["failure_reason", "run_candidate", "train_candidate"]

@@ -1,0 +1,168 @@
+"""Picks from a Pareto front: pure functions on hand-made DataFrames."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import pytest
+
+from nas.errors import NasInputError
+from nas.picks import (
+    Pick,
+    best_under,
+    load_picks,
+    mark_picks,
+    parse_names,
+    parse_targets,
+    pick_arch,
+    pick_targets,
+    pick_tiers,
+    pick_trial,
+    picks_frame,
+    tier_bounds,
+)
+
+ARCH = "stem c8 | ds k3 c8 | head c0"
+
+
+def front(rows):
+    """rows: (number, accuracy, mflops[, params])."""
+    out = []
+    for r in rows:
+        number, acc, mf = r[:3]
+        params = r[3] if len(r) > 3 else 1000 + number
+        out.append(dict(number=number, arch=f"stem c{8 + number} | ds k3 c8 | head c0", accuracy=acc,
+                        mflops=mf, params=params, state="COMPLETE", fidelity=1, duration_s=1.0))
+    return pd.DataFrame(out)
+
+
+def test_tier_bounds_are_geometric_thirds():
+    b = tier_bounds([1.0, 8.0, 3.0], 3)
+    assert b == pytest.approx([2.0, 4.0, 8.0])
+    assert tier_bounds([5.0], 3) == pytest.approx([5.0, 5.0, 5.0])
+
+
+def test_tiers_pick_most_accurate_under_each_bound():
+    # bounds: 2, 4, 8 MFLOPs
+    df = front([(0, 0.80, 1.0), (1, 0.85, 1.9), (2, 0.88, 3.0), (3, 0.90, 4.0), (4, 0.93, 8.0), (5, 0.89, 2.5)])
+    s, m, l = pick_tiers(df)
+    assert (s.name, s.number, s.bound) == ("s", 1, pytest.approx(2.0))
+    assert (m.name, m.number) == ("m", 3)  # at the bound counts
+    assert (l.name, l.number) == ("l", 4)
+    assert s.accuracy == pytest.approx(0.85) and s.mflops == pytest.approx(1.9)
+    assert all(p.same_as is None for p in (s, m, l))
+    assert s.source == "tier"
+
+
+def test_tier_subset_keeps_three_tiers():
+    df = front([(0, 0.80, 1.0), (1, 0.85, 1.9), (3, 0.90, 4.0), (4, 0.93, 8.0)])
+    (m,) = pick_tiers(df, ["m"])
+    assert m.number == 3
+
+
+def test_custom_tier_names_make_that_many_tiers():
+    df = front([(0, 0.80, 1.0), (1, 0.90, 10.0)])
+    a, b = pick_tiers(df, ["small", "big"])  # bounds sqrt(10), 10
+    assert (a.number, b.number) == (0, 1)
+
+
+def test_ties_go_to_cheaper_then_fewer_params_then_lower_number():
+    df = front([(0, 0.9, 2.0, 50), (1, 0.9, 1.5, 90), (2, 0.9, 1.5, 60), (3, 0.9, 1.5, 60)])
+    assert int(best_under(df, 10.0)["number"]) == 2
+
+
+def test_small_front_marks_duplicates():
+    df = front([(7, 0.9, 3.0)])
+    s, m, l = pick_tiers(df)
+    assert s.number == m.number == l.number == 7
+    assert (s.same_as, m.same_as, l.same_as) == (None, "s", "s")
+
+
+def test_unusable_rows_are_ignored():
+    df = front([(0, float("nan"), 1.0), (1, 0.7, 2.0), (2, 0.99, float("nan")), (3, 0.8, 0.0)])
+    s, m, l = pick_tiers(df)
+    assert s.number == m.number == l.number == 1
+
+
+def test_empty_front_is_an_input_error():
+    with pytest.raises(NasInputError, match="empty"):
+        pick_tiers(front([(0, float("nan"), 1.0)]))
+    with pytest.raises(NasInputError, match="column"):
+        pick_tiers(pd.DataFrame({"number": [1]}))
+
+
+def test_targets():
+    df = front([(0, 0.80, 1.0), (1, 0.85, 2.9), (2, 0.88, 7.0), (3, 0.90, 9.0), (4, 0.93, 19.0)])
+    s, m, l = pick_targets(df, [3, 8, 20])
+    assert [p.name for p in (s, m, l)] == ["s", "m", "l"]
+    assert [p.number for p in (s, m, l)] == [1, 2, 4]
+    assert s.bound == 3 and s.source == "target"
+    a, b = pick_targets(df, [1, 2.5])
+    assert (a.name, b.name) == ("le1", "le2.5")
+    assert (a.number, b.number) == (0, 0) and b.same_as == "le1"
+    (x,) = pick_targets(df, [100], names=["xl"])
+    assert x.name == "xl" and x.number == 4
+    with pytest.raises(NasInputError, match="0.5 MFLOPs.*cheapest has 1 MFLOPs"):
+        pick_targets(df, [0.5])
+    with pytest.raises(NasInputError, match="target"):
+        pick_targets(df, [1, 2], names=["s"])
+
+
+def test_parsers():
+    assert parse_names(" s, m ,l") == ["s", "m", "l"]
+    assert parse_names("S,M,L") == ["s", "m", "l"]
+    assert parse_targets("3, 8,20") == [3.0, 8.0, 20.0]
+    for bad in ("", "s,s", "a/b", ".."):
+        with pytest.raises(NasInputError):
+            parse_names(bad)
+    for bad in ("", "3,x", "-1", "inf", "0"):
+        with pytest.raises(NasInputError):
+            parse_targets(bad)
+
+
+def test_trial_and_arch_picks():
+    df = front([(0, 0.8, 1.0), (5, 0.9, 2.0)])
+    p = pick_trial(df, 5)
+    assert p.name == "trial-5" and p.number == 5 and p.arch == df.iloc[1]["arch"] and p.bound is None
+    with pytest.raises(NasInputError, match="--trial 9"):
+        pick_trial(df, 9)
+    a = pick_arch("stem c8 | ds k3 c8 r1 | head c0")
+    assert a.arch == ARCH and a.name.startswith("arch-") and len(a.name) == 13
+    assert pick_arch(ARCH, name="mine").name == "mine"
+    with pytest.raises(NasInputError, match="bogus"):
+        pick_arch("stem c8 | ds k3 c8 bogus | head c0")
+
+
+def test_picks_frame_and_mark(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    df = front([(0, 0.80, 1.0), (1, 0.85, 1.9), (4, 0.93, 8.0)])
+    picks = pick_tiers(df) + [pick_arch(ARCH)]
+    table = picks_frame(picks)
+    assert list(table["name"]) == ["s", "m", "l", picks[-1].name]
+    fig, ax = plt.subplots()
+    ax.scatter(df["mflops"], df["accuracy"])
+    mark_picks(ax, picks)
+    texts = sorted(t.get_text() for t in ax.texts)
+    assert texts == ["L", "S/M"]  # bounds 2, 4, 8: s and m both pick trial 1
+    fig.savefig(tmp_path / "p.png")
+    plt.close(fig)
+
+
+def test_load_picks_reads_pick_folders(tmp_path):
+    import json
+
+    (tmp_path / "picks" / "s").mkdir(parents=True)
+    (tmp_path / "picks" / "s" / "metrics.json").write_text(json.dumps(
+        {"name": "s", "arch": ARCH, "number": 3, "search_accuracy": 0.8, "test_accuracy": 0.9,
+         "mflops": 1.5, "params": 100, "source": "tier"}))
+    (tmp_path / "picks" / "junk").mkdir()
+    picks = load_picks(tmp_path)
+    assert [p.name for p in picks] == ["s"]
+    assert picks[0].accuracy == pytest.approx(0.8) and picks[0].number == 3
+    assert load_picks(tmp_path / "nope") == []
+    assert isinstance(picks[0], Pick) and not math.isnan(picks[0].mflops)

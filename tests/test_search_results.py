@@ -1,0 +1,186 @@
+"""nas.results (load_run, trials/pareto frames, views), the run lock and small searcher helpers.
+
+Real Optuna SQLite storage, no Ray: the study is filled the way the searcher fills it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import optuna
+import pytest
+
+from nas.errors import NasInputError
+
+TS = optuna.trial.TrialState
+
+
+def make_run(tmp_path, objectives=("accuracy", "mflops")):
+    from nas.search.runfolder import write_config
+
+    run = tmp_path / "run"
+    run.mkdir()
+    config = {
+        "format": 1, "name": "run", "study_name": "run", "storage": None,
+        "space": {"name": "t", "source": "t.toml", "sha256": ""},
+        "dataset": {"name": "digits"}, "objectives": list(objectives),
+        "fidelity": {"epochs": 3, "min_epochs": 1, "eta": 3.0, "rungs": [1]},
+        "budget": 6, "sampler": "tpe", "seed": 0,
+    }
+    write_config(run, config)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    study = optuna.create_study(study_name="run", storage=f"sqlite:///{run / 'study.db'}",
+                                directions=["maximize", "minimize"])
+
+    def add(state, arch, acc, mflops, fidelity, **attrs):
+        t = study.ask()
+        t.set_user_attr("arch", arch)
+        t.set_user_attr("mflops", mflops)
+        t.set_user_attr("params", int(mflops * 1000))
+        t.set_user_attr("fidelity", fidelity)
+        t.set_user_attr("duration_s", 1.5)
+        if acc is not None:
+            t.set_user_attr("accuracy_curve", [acc] * max(fidelity, 1))
+        for k, v in attrs.items():
+            t.set_user_attr(k, v)
+        if state == TS.COMPLETE:
+            study.tell(t, [acc, mflops], state=state)
+        else:
+            study.tell(t, state=state)
+
+    a = "stem c8 s1 | ds k3 c8 s2 | head c0"
+    add(TS.COMPLETE, a, 0.80, 1.0, 3)            # 0 front
+    add(TS.COMPLETE, a, 0.90, 4.0, 3)            # 1 front
+    add(TS.COMPLETE, a, 0.85, 5.0, 3)            # 2 dominated by 1
+    add(TS.PRUNED, a, 0.99, 0.5, 1, prune_reason="stopped at rung 1")  # 3 high low-fidelity acc: never on the front
+    add(TS.FAIL, a, None, 0.2, 0, fail_reason="infeasible: 0.2 MFLOPs", infeasible=True, counted=False)  # 4
+    add(TS.FAIL, a, 0.1, 2.0, 1, fail_reason="diverged: loss nan", counted=True)  # 5
+    add(TS.COMPLETE, a, 0.80, 1.0, 3)            # 6 duplicate of 0: also on the front
+    return run, study
+
+
+def test_load_run_frames_and_exact_front(tmp_path):
+    import nas
+
+    run_path, _ = make_run(tmp_path)
+    run = nas.load_run(run_path)
+    t = run.trials
+    assert list(t["number"]) == list(range(7))
+    assert list(t["state"]) == ["COMPLETE", "COMPLETE", "COMPLETE", "PRUNED", "FAIL", "FAIL", "COMPLETE"]
+    assert t.loc[3, "accuracy"] == 0.99 and t.loc[3, "fidelity"] == 1 and t.loc[3, "reason"] == "stopped at rung 1"
+    assert math.isnan(t.loc[4, "accuracy"]) and t.loc[4, "reason"].startswith("infeasible")
+    assert t.loc[5, "reason"] == "diverged: loss nan"
+    assert str(t["params"].dtype) == "Int64"
+    front = run.pareto
+    assert list(front["number"]) == [0, 6, 1]
+    assert run.objectives == ["accuracy", "mflops"]
+
+
+def test_write_views_and_pareto_cli(tmp_path, capsys):
+    import pandas as pd
+
+    from nas.cli import main
+    from nas.results import load_run, write_views
+
+    run_path, study = make_run(tmp_path)
+    run = load_run(run_path)
+    front = write_views(run_path, study, run.config, plot=True)
+    assert list(pd.read_csv(run_path / "pareto.csv")["number"]) == list(front["number"])
+    assert len(pd.read_csv(run_path / "trials.csv")) == 7
+    assert (run_path / "pareto.png").read_bytes()[:4] == b"\x89PNG"
+    assert main(["pareto", str(run_path)]) == 0
+    out = capsys.readouterr().out
+    assert "3 architectures" in out and "90.00%" in out and "stem c8 s1" in out
+    assert main(["pareto", str(run_path), "--csv"]) == 0
+    assert capsys.readouterr().out.startswith("number,state,arch,accuracy,mflops,params")
+
+
+def test_front_uses_the_runs_cost_objective(tmp_path):
+    from nas.results import pareto_frame, trials_frame
+
+    run_path, study = make_run(tmp_path)
+    config = json.loads((run_path / "config.json").read_text())
+    config["objectives"] = ["accuracy", "params"]
+    trials = trials_frame(study, config)
+    assert set(pareto_frame(trials, config)["number"]) == {0, 1, 6}
+
+
+def test_not_a_run_folder_is_bad_input(tmp_path, capsys):
+    import nas
+    from nas.cli import main
+
+    with pytest.raises(NasInputError, match="no such run folder"):
+        nas.load_run(tmp_path / "missing")
+    with pytest.raises(NasInputError, match="not a run folder"):
+        nas.load_run(tmp_path)
+    (tmp_path / "config.json").write_text("{nope")
+    with pytest.raises(NasInputError, match="unreadable run config"):
+        nas.load_run(tmp_path)
+    (tmp_path / "config.json").write_text(json.dumps({"study_name": "x", "objectives": [], "fidelity": {}}))
+    with pytest.raises(NasInputError, match="no study.db"):
+        nas.load_run(tmp_path)
+    assert main(["pareto", str(tmp_path / "missing")]) == 2
+    assert "no such run folder" in capsys.readouterr().err
+
+
+def test_run_lock_is_exclusive_and_released(tmp_path):
+    from nas.search.runfolder import RunLock
+
+    with RunLock(tmp_path):
+        with pytest.raises(NasInputError, match="another search is running"):
+            RunLock(tmp_path).acquire()
+    with RunLock(tmp_path):  # released: can be taken again
+        pass
+
+
+def test_fail_running_trials_marks_interrupted_not_counted(tmp_path):
+    from nas.search.searcher import counts_against_budget, fail_running_trials
+
+    run_path, study = make_run(tmp_path)
+    study.ask()  # left RUNNING, as by a killed search
+    assert fail_running_trials(study) == 1
+    last = study.trials[-1]
+    assert last.state == TS.FAIL and last.user_attrs == {"fail_reason": "interrupted", "counted": False}
+    assert [counts_against_budget(t) for t in study.trials] == [True, True, True, True, False, True, True, False]
+
+
+def test_describe_trial_error_from_ray_error_file(tmp_path):
+    from types import SimpleNamespace
+
+    from nas.search.searcher import describe_trial_error
+
+    err = tmp_path / "error.txt"
+    err.write_text(
+        "Failure # 1 (occurred at 2026-01-01)\nTraceback (most recent call last):\n  File \"x\", line 1\n"
+        "ray.exceptions.ActorDiedError: The actor died unexpectedly before finishing this task.\n\tclass_name: ImplicitFunc\n"
+        "The actor is dead because its worker process has died. Worker exit type: SYSTEM_ERROR Worker exit detail: x\n"
+    )
+    reason = describe_trial_error(SimpleNamespace(error_file=str(err)))
+    assert reason.startswith("worker died: ActorDiedError: The actor died unexpectedly")
+    assert "SYSTEM_ERROR" in reason
+    assert describe_trial_error(SimpleNamespace(error_file=None)) == "worker error"
+
+
+def test_failure_reason_names_divergence():
+    from nas.search.trainable import failure_reason
+    from nas.training import TrainingDiverged
+
+    assert failure_reason(TrainingDiverged(1, 3, float("nan"))).startswith("diverged: training diverged: loss nan")
+    assert failure_reason(RuntimeError("boom\nmore")) == "RuntimeError: boom"
+
+
+def test_parse_objectives_and_settings_validation():
+    from nas.search.driver import Fidelity, parse_objectives
+
+    assert parse_objectives("accuracy,mflops") == ("accuracy", "mflops")
+    assert parse_objectives("accuracy, latency") == ("accuracy", "latency_ms")
+    for bad in ("mflops,accuracy", "accuracy", "accuracy,speed", "accuracy,mflops,params"):
+        with pytest.raises(NasInputError, match="--objectives"):
+            parse_objectives(bad)
+    with pytest.raises(NasInputError, match="--min-epochs"):
+        Fidelity(epochs=3, min_epochs=4, train_size=1, val_size=1, batch_size=1, lr=0.1).validate()
+    with pytest.raises(NasInputError, match="--eta"):
+        Fidelity(epochs=3, eta=1.0, train_size=1, val_size=1, batch_size=1, lr=0.1).validate()
+    assert Fidelity(epochs=9, eta=3, train_size=1, val_size=1, batch_size=1, lr=0.1).rungs() == [1, 3]
+    assert Fidelity(epochs=9, eta=0, train_size=1, val_size=1, batch_size=1, lr=0.1).rungs() == []
