@@ -31,6 +31,8 @@ def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> ar
     what.add_argument("--budget", type=int, help="number of candidates to train (required unless --resume)")
     what.add_argument("--dataset", default="fashion-mnist", help="fashion-mnist (default), mnist, digits, cifar10, imagefolder")
     what.add_argument("--data-dir", default=None, help="where the dataset's files are (default: the dataset's usual place)")
+    what.add_argument("--download", action="store_true",
+                      help="download the dataset (checksum-verified) if it is not found locally")
     what.add_argument("--objectives", default="accuracy,mflops",
                       help="accuracy plus one cost: mflops, params or latency (measured per trial); default accuracy,mflops")
     what.add_argument("--max-mflops", type=float, default=None, help="reject candidates above this many MFLOPs before training")
@@ -92,6 +94,7 @@ def run(args: argparse.Namespace) -> int:
         budget=args.budget,
         dataset=args.dataset,
         data_dir=args.data_dir,
+        download=args.download,
         objectives=args.objectives,
         max_mflops=args.max_mflops,
         max_params=args.max_params,

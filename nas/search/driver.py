@@ -113,6 +113,7 @@ class SearchSettings:
     budget: Optional[int] = None
     dataset: str = "fashion-mnist"
     data_dir: Optional[str] = None
+    download: bool = False
     objectives: tuple[str, str] = ("accuracy", "mflops")
     max_mflops: Optional[float] = None
     max_params: Optional[int] = None
@@ -215,10 +216,11 @@ def _check_numbers(s: SearchSettings) -> None:
     s.fidelity.validate()
 
 
-def _dataset_info(name: str, data_dir: Optional[str], fid: Fidelity) -> dict[str, Any]:
+def _dataset_info(name: str, data_dir: Optional[str], fid: Fidelity, download: bool = False) -> dict[str, Any]:
     from nas.data import load_dataset
 
-    ds = load_dataset(name, data_dir)
+    # Downloading (checksummed) happens here, once, before Ray starts; workers then find the files.
+    ds = load_dataset(name, data_dir, download=download)
     n = len(ds.train)
     if fid.val_size >= n:
         raise NasInputError(f"--val-size {fid.val_size} must be smaller than the {n} training images of {ds.name}")
@@ -269,7 +271,7 @@ def prepare(settings: SearchSettings) -> Prepared:
 
     space = load_space(s.space)
     space_text = runfolder.read_space_text(space)
-    info = _dataset_info(s.dataset, s.data_dir, s.fidelity)
+    info = _dataset_info(s.dataset, s.data_dir, s.fidelity, s.download)
     _check_space_matches(space, info)
     out = Path(s.out)
     runfolder.check_writable_dir(out, "--out")
