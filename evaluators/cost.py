@@ -54,10 +54,11 @@ def _canonical(arch: Arch | str) -> str:
     return str(arch if isinstance(arch, Arch) else Arch.parse(arch))
 
 
-def _build(arch: str, in_chans: int, num_classes: int) -> nn.Module:
+def _build(arch: str, in_chans: int, num_classes: int, device: str = "cpu") -> nn.Module:
     from nas.builder import build
 
-    return build(arch, num_classes=num_classes, in_chans=in_chans, impl="split")
+    with torch.device(device):
+        return build(arch, num_classes=num_classes, in_chans=in_chans, impl="split")
 
 
 class _LRU:
@@ -129,8 +130,16 @@ def activation_elements(model: nn.Module, input_shape: Sequence[int]) -> int:
     padding's ratio multiply) or a container passing its last child's output on is counted once.
     """
     shape = tuple(int(s) for s in input_shape)
-    x = torch.zeros((1,) + shape)
-    seen: dict[int, int] = {x.untyped_storage().data_ptr(): x.numel()}
+    device = next((p.device for p in model.parameters()), torch.device("cpu"))
+    meta = device.type == "meta"
+    x = torch.zeros((1,) + shape, device=device)
+
+    def key(t: torch.Tensor) -> int:
+        # meta tensors have no storage address: tell them apart by object (a view is then
+        # counted twice, which only makes the estimate more conservative)
+        return id(t) if meta else t.untyped_storage().data_ptr()
+
+    seen: dict[int, int] = {key(x): x.numel()}
     # Every output stays alive until the pass is over: a freed storage's address could be
     # reused by a later tensor, which would then be taken for the same one.
     alive: list[torch.Tensor] = []
@@ -140,7 +149,7 @@ def activation_elements(model: nn.Module, input_shape: Sequence[int]) -> int:
         for t in outputs:
             if isinstance(t, torch.Tensor):
                 alive.append(t)
-                ptr = t.untyped_storage().data_ptr()
+                ptr = key(t)
                 seen[ptr] = max(seen.get(ptr, 0), t.numel())
 
     modes = {m: m.training for m in model.modules()}
@@ -168,6 +177,7 @@ def estimate_train_memory_bytes(
     bytes_per_element: int = 4,
     activation_factor: float = ACTIVATION_FACTOR,
     optimizer_states: int = 2,
+    device: str = "cpu",
 ) -> int:
     """A conservative estimate of the memory one training step of ``arch`` needs, in bytes.
 
@@ -181,12 +191,17 @@ def estimate_train_memory_bytes(
     half-precision estimate (autocast keeps fp32 weights: leave it at 4 then). Not included:
     the framework's own fixed overhead (CUDA context, kernels' workspaces), the data batch
     on the host side.
+
+    ``device="meta"`` builds and runs the network on PyTorch's meta device: nothing is
+    allocated, so even a network far too large for the machine is estimated safely (at a
+    small cost in precision: a view of an output is counted as a tensor of its own). This is
+    what the search uses to reject candidates that would not fit before any training.
     """
     if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
         raise NasInputError(f"batch_size must be a positive integer, got {batch_size!r}")
     text = _canonical(arch)
     h, w = _size(image_size)
-    model = _build(text, int(in_chans), int(num_classes))
+    model = _build(text, int(in_chans), int(num_classes), device=device)
     elements = activation_elements(model, (int(in_chans), h, w))
     activations = batch_size * elements * bytes_per_element * activation_factor
     parameters = count_params(model) * bytes_per_element * (2 + optimizer_states)

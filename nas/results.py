@@ -140,7 +140,8 @@ def trials_frame(study: "optuna.Study", config: dict[str, Any]) -> "pd.DataFrame
             "fidelity": int(ua.get("fidelity", 0)),
             "max_epochs": max_epochs,
             "duration_s": float(ua.get("duration_s", math.nan)),
-            "reason": str(ua.get("fail_reason", ua.get("prune_reason", ""))),
+            "reason": (f"duplicate of trial {ua['duplicate_of']} (not retrained)" if "duplicate_of" in ua
+                       else str(ua.get("fail_reason", ua.get("prune_reason", "")))),
         }
         if with_latency:
             row["latency_ms"] = float(ua.get("latency_ms", math.nan))
@@ -158,6 +159,8 @@ def pareto_frame(trials: "pd.DataFrame", config: dict[str, Any]) -> "pd.DataFram
     cost = cost_objective(config)
     full = trials[(trials["state"] == "COMPLETE") & (trials["fidelity"] >= trials["max_epochs"])]
     full = full[full["accuracy"].notna() & full[cost].notna()]
+    # One point per genotype: a genotype proposed again stands on the front once, as its first trial.
+    full = full.sort_values("number", kind="stable").drop_duplicates("arch", keep="first")
     if full.empty:
         return full.copy().reset_index(drop=True)
     points = list(zip(full["accuracy"].astype(float), full[cost].astype(float)))

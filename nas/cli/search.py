@@ -50,6 +50,8 @@ def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> ar
     fid.add_argument("--val-size", type=int, default=None, help="proxy validation images (held out of the TRAIN split)")
     fid.add_argument("--batch-size", type=int, default=None, help="proxy batch size")
     fid.add_argument("--lr", type=_positive_float, default=None, help="proxy learning rate (per 256 images)")
+    fid.add_argument("--proxy-resolution", type=int, default=None, metavar="PX",
+                     help="square size the proxy trains at, images shrunk, never enlarged (default 14; 0: the data's own size)")
 
     out = p.add_argument_group("where and how")
     out.add_argument("--out", default="results", help="folder that receives the run folder (default results/)")
@@ -61,6 +63,12 @@ def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> ar
     out.add_argument("--gpus-per-trial", type=_positive_float, default=0.0, help="GPUs per trial (fractions allowed; default 0)")
     out.add_argument("--num-cpus", type=int, default=None,
                      help="CPUs the local Ray may use (default: all cores; ignored with --address)")
+    out.add_argument("--trial-memory", type=_positive_float, default=None, metavar="MB",
+                     help="memory one trial may use: candidates whose estimated training memory exceeds it are "
+                     "rejected before training (default: available memory / trials running at once)")
+    out.add_argument("--trial-cpu-limit", type=_positive_float, default=None, metavar="SECONDS",
+                     help="CPU seconds one trial may use; past it its worker is stopped (RLIMIT_CPU) and the "
+                     "trial recorded as failed (default: no limit)")
     out.add_argument("--address", default=None, help="existing Ray cluster to use (ray.init(address=...)); default: local Ray")
     out.add_argument("--storage", default=None,
                      help="Optuna RDB storage URL instead of the run's study.db (e.g. postgresql://...)")
@@ -72,7 +80,8 @@ def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> ar
 
 
 _SEARCH_ONLY = ("space", "dataset", "data_dir", "objectives", "max_mflops", "max_params", "sampler", "epochs",
-                "train_size", "val_size", "batch_size", "lr", "storage", "name")
+                "train_size", "val_size", "batch_size", "lr", "storage", "name",
+                "proxy_resolution", "trial_memory", "trial_cpu_limit")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -107,16 +116,23 @@ def run(args: argparse.Namespace) -> int:
         address=args.address,
         storage=args.storage,
         fidelity=Fidelity(epochs=args.epochs, min_epochs=args.min_epochs, eta=args.eta, train_size=args.train_size,
-                          val_size=args.val_size, batch_size=args.batch_size, lr=args.lr),
+                          val_size=args.val_size, batch_size=args.batch_size, lr=args.lr,
+                          resolution=args.proxy_resolution),
         resume=args.resume,
         verbose=args.verbose,
         status_interval=args.status_interval,
         num_cpus=args.num_cpus,
+        trial_memory_mb=args.trial_memory,
+        trial_cpu_limit=args.trial_cpu_limit,
     )
     outcome = run_search(settings)
     from nas.cli.pareto import print_front
 
     print(f"run: {outcome.path}  ({outcome.done}/{outcome.budget} candidates trained)")
+    if outcome.failures:
+        n = sum(c for _, c in outcome.failures)
+        why = "; ".join(f"{c}x {reason}" for reason, c in outcome.failures[:5])
+        print(f"failed: {n} of {outcome.done} trained candidates ({why})")
     if outcome.stop_reason:
         print(f"note: {outcome.stop_reason}", file=sys.stderr)
     print_front(outcome.front, outcome.path)

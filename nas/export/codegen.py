@@ -297,7 +297,10 @@ def load_model(path: str | None = None, sha256: str | None = "auto",
 
 
 if __name__ == "__main__":
-    net = load_model()
+    try:
+        net = load_model()
+    except WeightsError as exc:
+        raise SystemExit(f"error: {exc}")
     x = torch.zeros(1, IN_CHANS, INPUT_SIZE, INPUT_SIZE, dtype=torch.uint8)
     with torch.no_grad():
         print(GENOTYPE)

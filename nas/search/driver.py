@@ -72,6 +72,9 @@ class Fidelity:
     val_size: Optional[int] = None
     batch_size: Optional[int] = None
     lr: Optional[float] = None
+    # square size the proxy trains and scores at (images are shrunk, never enlarged);
+    # 0: the data's own size; None: evaluators.proxy.ProxyConfig's default (14)
+    resolution: Optional[int] = None
 
     def resolved(self) -> "Fidelity":
         from evaluators.proxy import ProxyConfig
@@ -85,7 +88,12 @@ class Fidelity:
             val_size=int(self.val_size if self.val_size is not None else base.val_size),
             batch_size=int(self.batch_size if self.batch_size is not None else base.batch_size),
             lr=float(self.lr if self.lr is not None else base.lr),
+            resolution=int(self.resolution if self.resolution is not None else (base.resolution or 0)),
         )
+
+    def train_size_px(self, image_size: int) -> int:
+        """The square size a candidate trains at for data of ``image_size`` (never upsampled)."""
+        return min(int(image_size), self.resolution) if self.resolution else int(image_size)
 
     def rungs(self) -> list[int]:
         return rung_epochs(self.min_epochs, self.epochs, self.eta) if self.eta > 1 else []
@@ -103,6 +111,8 @@ class Fidelity:
             raise NasInputError(f"--batch-size must be >= 1, got {self.batch_size}")
         if not (self.lr > 0 and math.isfinite(self.lr)):
             raise NasInputError(f"--lr must be a positive number, got {self.lr}")
+        if self.resolution is not None and self.resolution != 0 and self.resolution < 4:
+            raise NasInputError(f"--proxy-resolution must be >= 4 (or 0: the data's own size), got {self.resolution}")
 
 
 @dataclass
@@ -130,6 +140,11 @@ class SearchSettings:
     verbose: bool = False
     status_interval: float = 30.0
     num_cpus: Optional[int] = None  # local Ray only: cores to give Ray (default: all)
+    # memory one trial may need for training (MB, estimated before training; None: the
+    # machine's available memory divided by the trials that run at once)
+    trial_memory_mb: Optional[float] = None
+    # CPU seconds one trial may use; past it the kernel stops its worker (RLIMIT_CPU)
+    trial_cpu_limit: Optional[float] = None
     # Optuna params of candidates to try first (study.enqueue_trial), e.g. a fixed set for a benchmark.
     enqueue: list = field(default_factory=list)
 
@@ -143,6 +158,7 @@ class SearchOutcome:
     interrupted: bool
     stop_reason: Optional[str]
     timings: dict = field(default_factory=dict)  # seconds: ray_start, fit (Ray Tune loop), total
+    failures: list = field(default_factory=list)  # [(fail_reason, count)] of counted FAIL trials, most common first
 
 
 def parse_objectives(text: str | tuple | list) -> tuple[str, str]:
@@ -211,6 +227,10 @@ def _check_numbers(s: SearchSettings) -> None:
 
             if not torch.cuda.is_available():
                 raise NasInputError(f"--gpus-per-trial {s.gpus_per_trial:g}: no CUDA GPU is visible on this machine")
+    if s.trial_memory_mb is not None and not s.trial_memory_mb > 0:
+        raise NasInputError(f"--trial-memory must be a positive number of MB, got {s.trial_memory_mb:g}")
+    if s.trial_cpu_limit is not None and not s.trial_cpu_limit >= 1:
+        raise NasInputError(f"--trial-cpu-limit must be >= 1 CPU second, got {s.trial_cpu_limit:g}")
     if s.status_interval <= 0:
         raise NasInputError(f"status interval must be positive, got {s.status_interval}")
     s.fidelity.validate()
@@ -281,6 +301,7 @@ def prepare(settings: SearchSettings) -> Prepared:
         raise NasInputError(f"{run_path}: run folder already exists; continue it with --resume {run_path} or pick another --name")
     if s.storage:
         _check_storage(s.storage, new_study=name)
+    s.trial_memory_mb = s.trial_memory_mb or trial_memory_budget_mb(s)
     _check_feasible(space, s, info)
     config = _new_config(s, space, space_text, info, name)
     return Prepared(s, space, space_text, info, run_path, config, resuming=False)
@@ -291,11 +312,14 @@ RESUME_OVERRIDABLE = ("cpus_per_trial", "gpus_per_trial", "address", "verbose", 
 
 def _prepare_resume(settings: SearchSettings) -> Prepared:
     run_path = Path(settings.resume)
+    if run_path.is_dir():
+        runfolder.RunLock(run_path).check_free()  # a running search first: its files may still be appearing
     config = read_config(run_path)
     runfolder.check_writable_dir(run_path, "--resume")
     space = runfolder.load_run_space(run_path, config)
     space_text = (run_path / SPACE_FILE).read_text(encoding="utf-8")
-    fid = Fidelity(**{k: config["fidelity"][k] for k in (f.name for f in fields(Fidelity))})
+    # runs made before --proxy-resolution trained at the proxy's default (14)
+    fid = Fidelity(**{k: config["fidelity"].get(k, 14 if k == "resolution" else None) for k in (f.name for f in fields(Fidelity))})
     res = config.get("resources", {})
     budget = settings.budget if settings.budget is not None else int(config["budget"])
     s = SearchSettings(
@@ -319,6 +343,8 @@ def _prepare_resume(settings: SearchSettings) -> Prepared:
         verbose=settings.verbose,
         status_interval=settings.status_interval,
         num_cpus=settings.num_cpus,
+        trial_memory_mb=config.get("constraints", {}).get("trial_memory_mb"),
+        trial_cpu_limit=config.get("constraints", {}).get("trial_cpu_limit_s"),
     )
     _check_numbers(s)
     if budget < int(config["budget"]):
@@ -331,22 +357,78 @@ def _prepare_resume(settings: SearchSettings) -> Prepared:
 
 
 def _check_feasible(space: Any, s: SearchSettings, info: dict[str, Any], samples: int = 40) -> None:
-    """With a constraint, make sure some candidates satisfy it (else the search would only reject)."""
-    if s.max_mflops is None and s.max_params is None:
-        return
+    """Some sampled candidates fit the trial memory and satisfy the constraints (else the
+    search would only reject). Memory is estimated first, on the meta device, so a network
+    far too large for the machine is never built for real."""
+    fits = memory_measurer(s, info)
     measure = cost_measurer(info)
-    best_mflops, best_params = math.inf, math.inf
+    constrained = s.max_mflops is not None or s.max_params is not None
+    best_mflops, best_params, best_mem, fitting = math.inf, math.inf, math.inf, 0
     for seed in range(samples):
-        mflops, params = measure(space.sample(seed))
+        arch = space.sample(seed)
+        need = fits(arch)
+        if need > s.trial_memory_mb:
+            best_mem = min(best_mem, need)
+            continue
+        fitting += 1
+        if not constrained:
+            return
+        mflops, params = measure(arch)
         ok = (s.max_mflops is None or mflops <= s.max_mflops) and (s.max_params is None or params <= s.max_params)
         if ok:
             return
         best_mflops, best_params = min(best_mflops, mflops), min(best_params, params)
+    if not fitting:
+        raise NasInputError(
+            f"space {space.name!r}: none of {samples} sampled architectures fits the trial memory "
+            f"({best_mem:,.0f} MB needed at least to train at batch {s.fidelity.batch_size}, "
+            f"{s.trial_memory_mb:,.0f} MB per trial); narrow the space, lower --batch-size or raise --trial-memory"
+        )
     raise NasInputError(
         f"constraints --max-mflops {s.max_mflops} / --max-params {s.max_params}: none of {samples} sampled "
         f"architectures of space {space.name!r} satisfies them (smallest seen: {best_mflops:.3g} MFLOPs, "
         f"{int(best_params)} params)"
     )
+
+
+def available_memory_bytes() -> Optional[int]:
+    """MemAvailable from /proc/meminfo (Linux), else physical memory; None if unknown."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return int(os.sysconf("SC_PHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def trial_memory_budget_mb(s: SearchSettings) -> float:
+    """Default memory per trial: available memory / trials running at once (local Ray)."""
+    avail = available_memory_bytes()
+    if avail is None:
+        return math.inf
+    if s.address:
+        return avail / 2**20
+    cpus = s.num_cpus or os.cpu_count() or 1
+    concurrent = max(1, int(cpus // s.cpus_per_trial))
+    return avail / concurrent / 2**20
+
+
+def memory_measurer(s: SearchSettings, info: dict[str, Any]):
+    """``arch -> MB`` one proxy-training step needs (evaluators.cost, on the meta device)."""
+    from evaluators.cost import estimate_train_memory_bytes
+
+    size = s.fidelity.train_size_px(info["image_size"])
+
+    def measure(arch: Any) -> float:
+        return estimate_train_memory_bytes(arch, info["in_chans"], size, info["num_classes"],
+                                           int(s.fidelity.batch_size), device="meta") / 2**20
+
+    return measure
 
 
 def cost_measurer(info: dict[str, Any]):
@@ -375,7 +457,9 @@ def _new_config(s: SearchSettings, space: Any, space_text: str, info: dict[str, 
         "space": runfolder.space_record(space, space_text),
         "dataset": info,
         "objectives": list(s.objectives),
-        "constraints": {"max_mflops": s.max_mflops, "max_params": s.max_params},
+        "constraints": {"max_mflops": s.max_mflops, "max_params": s.max_params,
+                        "trial_memory_mb": None if not math.isfinite(s.trial_memory_mb) else round(float(s.trial_memory_mb), 1),
+                        "trial_cpu_limit_s": s.trial_cpu_limit},
         "sampler": s.sampler,
         "seed": s.seed,
         "budget": s.budget,
@@ -485,17 +569,16 @@ def run_search(settings: SearchSettings) -> SearchOutcome:
     run_path = prepared.run_path
     created = False
     if not prepared.resuming:
+        created = not run_path.exists()
         run_path.mkdir(parents=True, exist_ok=True)
-        created = True
     lock = runfolder.RunLock(run_path)
-    try:
-        lock.acquire()
-    except NasInputError:
-        if created:
-            with contextlib.suppress(OSError):
-                (run_path / runfolder.LOCK_FILE).unlink()
-                run_path.rmdir()
-        raise
+    # A lock we did not get belongs to another search: its .lock and folder are left alone.
+    lock.acquire()
+    if not prepared.resuming and (run_path / "config.json").exists():
+        # another `nas search --name` on the same folder got there first and has finished
+        lock.release()
+        raise NasInputError(f"{run_path}: run folder already exists; continue it with --resume {run_path} "
+                            f"or pick another --name")
     try:
         started_ray = False
         t_ray = time.perf_counter()
@@ -573,6 +656,8 @@ def trial_spec(s: SearchSettings, info: dict[str, Any], cost_key: str) -> dict[s
         "lr": fid.lr,
         "threads": max(1, int(s.cpus_per_trial)),
         "latency": cost_key == "latency_ms",
+        "resolution": fid.resolution or None,
+        "cpu_limit_s": s.trial_cpu_limit,
     }
 
 
@@ -620,6 +705,8 @@ def _run_locked(prepared: Prepared, started_ray: bool) -> SearchOutcome:
         measure_cost=cost_measurer(info),
         max_mflops=s.max_mflops,
         max_params=s.max_params,
+        measure_memory=memory_measurer(s, info) if s.trial_memory_mb and math.isfinite(s.trial_memory_mb) else None,
+        max_memory_mb=s.trial_memory_mb,
     )
     state.load_counts()
     remaining = s.budget - state.done
@@ -631,7 +718,10 @@ def _run_locked(prepared: Prepared, started_ray: bool) -> SearchOutcome:
     _preload_rungs(book, study, cost_key)
 
     def on_error(trial) -> None:
-        state.errors[trial.trial_id] = describe_trial_error(trial)
+        reason = describe_trial_error(trial)
+        if s.trial_cpu_limit and reason.startswith("worker died"):
+            reason += f"; or stopped at --trial-cpu-limit {s.trial_cpu_limit:g} CPU s"
+        state.errors[trial.trial_id] = reason[:500]
 
     def on_decision(number: int, rung: int, promote: bool, why: str) -> None:
         if not promote:
@@ -700,7 +790,21 @@ def _run_locked(prepared: Prepared, started_ray: bool) -> SearchOutcome:
         front = views.write_all()
 
     return SearchOutcome(run_path, front, state.done, s.budget, outcome_interrupted, state.stop_reason,
-                         timings={"fit": fit_s})
+                         timings={"fit": fit_s}, failures=_failures(study))
+
+
+def _failures(study: Any) -> list:
+    """``[(fail_reason, count)]`` of the trained candidates that failed, most common first."""
+    import collections
+
+    from nas.search.searcher import counts_against_budget
+
+    reasons = collections.Counter(
+        str(t.user_attrs.get("fail_reason") or "unknown")
+        for t in study.get_trials(deepcopy=False)
+        if t.state.name == "FAIL" and counts_against_budget(t)
+    )
+    return reasons.most_common()
 
 
 @contextlib.contextmanager

@@ -21,6 +21,8 @@ def proxy_config(spec: dict[str, Any]):
         batch_size=int(spec["batch_size"]),
         lr=float(spec["lr"]),
         split_seed=int(spec["data_seed"]),
+        # runs made before --proxy-resolution have no key: the proxy's default
+        **({"resolution": spec["resolution"] or None} if "resolution" in spec else {}),
     )
 
 

@@ -91,6 +91,23 @@ class RunLock:
         self._fh = fh
         return self
 
+    def check_free(self) -> None:
+        """Raise the "another search is running" error if a live process holds the lock (takes nothing)."""
+        try:
+            fh = open(self.path, encoding="utf-8")
+        except OSError:
+            return  # no lock file: nobody searches here
+        with fh:
+            try:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                holder = fh.read().strip() or "unknown"
+                raise NasInputError(
+                    f"{self.path.parent}: another search is running on this run folder "
+                    f"(lock {self.path} held by pid {holder}); wait for it or stop it first"
+                ) from None
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
     def release(self) -> None:
         if self._fh is not None:
             try:

@@ -54,6 +54,8 @@ INTERRUPTED = "interrupted"
 def counts_against_budget(trial: "optuna.trial.FrozenTrial") -> bool:
     """Whether a finished trial used up one unit of the budget (see the module doc)."""
     name = trial.state.name
+    if "duplicate_of" in trial.user_attrs:
+        return False  # answered from an earlier trial of the same genotype, never trained
     if name in ("COMPLETE", "PRUNED"):
         return True
     if name == "FAIL":
@@ -73,6 +75,9 @@ class SearchState:
     measure_cost: Callable[[Any], tuple[float, int]]
     max_mflops: Optional[float] = None
     max_params: Optional[int] = None
+    # arch -> MB one training step needs (estimated on the meta device), and the per-trial limit
+    measure_memory: Optional[Callable[[Any], float]] = None
+    max_memory_mb: Optional[float] = None
     max_rejections: int = 500
     on_finished: Optional[Callable[[], None]] = None
     started: float = field(default_factory=time.time)
@@ -90,6 +95,7 @@ class SearchState:
     failed: int = 0
     pruned: int = 0
     rejected: int = 0
+    duplicates: int = 0  # genotypes proposed again: answered from their first trial, not retrained
     running: int = 0
     full_points: list = field(default_factory=list)  # (accuracy, cost) of COMPLETE trials
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -181,6 +187,16 @@ class StudySearcher(Searcher):
             trial = st.study.ask()
             try:
                 arch = st.space.suggest(trial)
+                # memory first: a candidate too large for the machine is never built for real
+                need_mb = st.measure_memory(arch) if st.measure_memory is not None else None
+                if need_mb is not None and st.max_memory_mb is not None and need_mb > st.max_memory_mb:
+                    trial.set_user_attr("arch", str(arch))
+                    trial.set_user_attr("train_memory_mb", float(need_mb))
+                    self._reject(trial, f"infeasible: needs ~{need_mb:,.0f} MB to train > {st.max_memory_mb:,.0f} MB "
+                                        f"per trial (--trial-memory)", infeasible=True)
+                    if self._too_many_rejections():
+                        return Searcher.FINISHED
+                    continue
                 mflops, params = st.measure_cost(arch)
             except NasInputError as exc:
                 self._reject(trial, f"invalid candidate: {exc}", infeasible=True)
@@ -191,10 +207,18 @@ class StudySearcher(Searcher):
             trial.set_user_attr("mflops", float(mflops))
             trial.set_user_attr("params", int(params))
             trial.set_user_attr("max_epochs", st.max_epochs)
+            if need_mb is not None:
+                trial.set_user_attr("train_memory_mb", float(need_mb))
             trial.set_user_attr("fidelity", 0)
             violation = st.constraint_violation(mflops, params)
             if violation:
                 self._reject(trial, f"infeasible: {violation}", infeasible=True)
+                if self._too_many_rejections():
+                    return Searcher.FINISHED
+                continue
+            original = self._already_trained(str(arch), trial.number)
+            if original is not None:
+                self._tell_duplicate(trial, original)
                 if self._too_many_rejections():
                     return Searcher.FINISHED
                 continue
@@ -203,6 +227,42 @@ class StudySearcher(Searcher):
                 st.live[trial_id] = trial.number
                 st.asked[trial.number] = trial
             return {"number": trial.number, "arch": str(arch), "mflops": float(mflops), "params": int(params)}
+
+    def _already_trained(self, arch: str, number: int):
+        """The earliest trial with this genotype that trained or is training (not failed), if any."""
+        import optuna
+
+        TS = optuna.trial.TrialState
+        for t in self.state.study.get_trials(deepcopy=False, states=(TS.COMPLETE, TS.PRUNED, TS.RUNNING)):
+            if t.number != number and t.user_attrs.get("arch") == arch and "duplicate_of" not in t.user_attrs:
+                return t
+        return None
+
+    def _tell_duplicate(self, trial, original) -> None:
+        """A genotype the sampler proposed again: never train it twice.
+
+        The new trial gets the original's outcome (so the sampler learns it) with
+        ``duplicate_of`` set; it does not count against the budget and never stands on
+        the front beside its original.
+        """
+        import optuna
+
+        TS = optuna.trial.TrialState
+        st = self.state
+        for key in ("fidelity", "accuracy_curve", "prune_reason", "duration_s", "latency_ms"):
+            if key in original.user_attrs:
+                trial.set_user_attr(key, original.user_attrs[key])
+        trial.set_user_attr("duplicate_of", original.number)
+        trial.set_user_attr("counted", False)
+        if original.state == TS.COMPLETE:
+            st.study.tell(trial, list(original.values), state=TS.COMPLETE)
+        elif original.state == TS.PRUNED:
+            st.study.tell(trial, state=TS.PRUNED)
+        else:
+            trial.set_user_attr("fail_reason", f"duplicate of trial {original.number}, still training")
+            st.study.tell(trial, state=TS.FAIL)
+        st.duplicates += 1
+        self._consecutive_rejections += 1
 
     def _reject(self, trial, reason: str, infeasible: bool) -> None:
         import optuna
@@ -220,7 +280,8 @@ class StudySearcher(Searcher):
         if self._consecutive_rejections >= st.max_rejections:
             st.stop_reason = (
                 f"stopped early: {self._consecutive_rejections} candidates in a row were rejected by the "
-                f"constraints (--max-mflops/--max-params); loosen them or narrow the space"
+                f"constraints (--max-mflops/--max-params/--trial-memory) or were already trained; "
+                f"loosen the constraints or widen the space"
             )
             return True
         return False
@@ -362,6 +423,8 @@ def describe_trial_error(trial: Any) -> str:
     exit_type = next((m.group(1) for ln in lines for m in [re.search(r"Worker exit type: (\w+)", ln)] if m), None)
     prefix = "worker died" if died else "worker error"
     if died:
+        if not exc_lines:  # Ray's own long explanation: keep one short line
+            summary_text = "the worker process ended unexpectedly"
         summary_text += f" (worker exit type {exit_type or 'unknown'}: killed, crashed or out of memory)"
     return f"{prefix}: {summary_text}"[:500] if summary_text else prefix
 

@@ -40,6 +40,7 @@ def run_candidate(spec: dict[str, Any], arch: str, report) -> None:
     t0 = time.perf_counter()
     base = {"mflops": spec.get("mflops", math.nan), "params": spec.get("params", math.nan)}
     epoch = 0
+    restore_cpu_limit = _limit_cpu(spec.get("cpu_limit_s"))
     try:
         import torch
 
@@ -83,6 +84,41 @@ def run_candidate(spec: dict[str, Any], arch: str, report) -> None:
                 "traceback": traceback.format_exc(limit=6)[-2000:],
             }
         )
+    finally:
+        restore_cpu_limit()
+
+
+def _limit_cpu(seconds: float | None):
+    """``--trial-cpu-limit``: let this process use at most ``seconds`` more CPU time.
+
+    RLIMIT_CPU counts the whole process's CPU time (a reused actor's earlier trials
+    included), so the soft limit is set to what is used so far plus ``seconds``; past it
+    the kernel sends SIGXCPU, which ends the worker (no core file: RLIMIT_CORE 0). The
+    trial is then recorded as failed ("worker died") and Ray starts a fresh worker.
+    Returns a function that lifts the limit again (a trial that ends in time).
+    """
+    if not seconds:
+        return lambda: None
+    import resource
+
+    used = sum(resource.getrusage(resource.RUSAGE_SELF)[:2])
+    old = resource.getrlimit(resource.RLIMIT_CPU)
+    soft = int(math.ceil(used + float(seconds)))
+    if old[1] != resource.RLIM_INFINITY:
+        soft = min(soft, old[1])
+    try:
+        resource.setrlimit(resource.RLIMIT_CORE, (0, resource.getrlimit(resource.RLIMIT_CORE)[1]))
+        resource.setrlimit(resource.RLIMIT_CPU, (soft, old[1]))
+    except (ValueError, OSError):
+        return lambda: None
+
+    def restore() -> None:
+        try:
+            resource.setrlimit(resource.RLIMIT_CPU, old)
+        except (ValueError, OSError):
+            pass
+
+    return restore
 
 
 def train_candidate(config: dict[str, Any], spec: dict[str, Any]) -> None:

@@ -1,0 +1,88 @@
+"""Reliability contract, part 3: weights. Retraining is reproducible on CPU, exported and retrained
+weights are read without executing pickled code, and a tampered weights file is refused with a
+clear message by the engine (`nas export`) and by the generated, standalone model.py.
+All through real `python -m nas` processes on digits (no Ray)."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from test_search_e2e import _env, run_nas
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[1]
+ARCH = "stem c8 s1 | ds k3.5 c8 pad=partial, ir k3 e2 c12 s2 se0.25 act=swish | head c16"
+
+
+@pytest.fixture(scope="module")
+def retrained(tmp_path_factory):
+    """The same genotype retrained twice, same seed, one CPU thread: two pick folders."""
+    root = tmp_path_factory.mktemp("retrain")
+    outs = []
+    for i in (1, 2):
+        out = root / f"r{i}"
+        proc = run_nas("retrain", "--arch", ARCH, "--name", "p", "--dataset", "digits", "--epochs", "1",
+                       "--device", "cpu", "--threads", "1", "--seed", "3", "--out", str(out), timeout=300)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        outs.append(out)
+    return outs
+
+
+def test_retrain_same_genotype_same_seed_gives_identical_weights(retrained):
+    from safetensors.torch import load_file
+
+    a, b = (o / "p" / "weights.safetensors" for o in retrained)
+    ta, tb = load_file(str(a)), load_file(str(b))
+    assert ta.keys() == tb.keys() and ta
+    for k in ta:
+        assert ta[k].equal(tb[k]), k
+    # (not the file bytes: safetensors writes its metadata map in no fixed order)
+
+
+def test_no_plain_pickle_loading_of_weights():
+    """Every torch.load in the engine passes weights_only=True; no pickle in export/retrain/training."""
+    files = [*sorted((ROOT / "nas" / "export").glob("*.py")), ROOT / "nas" / "retrain.py", ROOT / "nas" / "training.py",
+             ROOT / "nas" / "cli" / "export.py", ROOT / "nas" / "cli" / "retrain.py"]
+    for path in sorted((ROOT / "nas").rglob("*.py")):
+        text = path.read_text()
+        for m in re.finditer(r"torch\.load\(([^)]*)\)", text):
+            assert "weights_only=True" in m.group(1), f"{path}: {m.group(0)}"
+    for path in files:
+        text = path.read_text()
+        assert not re.search(r"\bpickle\.loads?\(|\bimport pickle\b|\bdill\b|\bjoblib\b", text), path
+
+
+def test_tampered_weights_are_refused_by_engine_and_model_py(retrained, tmp_path):
+    picks = retrained[0]
+    export = tmp_path / "export"
+    proc = run_nas("export", "--arch", ARCH, "--picks-dir", str(picks), "--out", str(export), timeout=180)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    weights = next(export.glob("weights.*"))
+    assert weights.suffix == ".safetensors"
+    # the generated model.py loads the right file (and nothing from nas)
+    ok = subprocess.run([sys.executable, str(export / "model.py")], capture_output=True, text=True, env=_env(),
+                        cwd=tmp_path, timeout=120)
+    assert ok.returncode == 0, ok.stderr[-2000:]
+
+    # tamper: one byte of the retrained pick's weights, and of the exported weights
+    for path in (picks / "p" / "weights.safetensors", weights):
+        data = bytearray(path.read_bytes())
+        data[-3] ^= 0x01
+        path.write_bytes(bytes(data))
+    bad = run_nas("export", "--arch", ARCH, "--picks-dir", str(picks), "--out", str(tmp_path / "again"), timeout=180)
+    assert bad.returncode == 2, bad.stderr[-2000:]
+    assert "Traceback" not in bad.stderr and "SHA-256" in bad.stderr and "weights.safetensors" in bad.stderr
+    assert len(bad.stderr.strip().splitlines()) == 1
+    mod = subprocess.run([sys.executable, str(export / "model.py")], capture_output=True, text=True, env=_env(),
+                         cwd=tmp_path, timeout=120)
+    assert mod.returncode != 0
+    assert "SHA-256" in mod.stderr and "Traceback" not in mod.stderr, mod.stderr[-2000:]
+    meta = json.loads((export / "metrics.json").read_text())
+    assert meta["weights_sha256"] not in mod.stderr or "SHA-256" in mod.stderr
