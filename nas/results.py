@@ -97,12 +97,22 @@ def read_config(path: str | Path) -> dict[str, Any]:
     return config
 
 
+def study_storage(url: str) -> Any:
+    """The Optuna storage for ``url``; SQLite waits for a busy writer instead of failing after 5 s
+    (a reader such as optuna-dashboard or ``nas pareto`` may hold the file while a search writes)."""
+    if not url.startswith("sqlite:"):
+        return url
+    import optuna
+
+    return optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}})
+
+
 def open_study(run_path: str | Path, config: dict[str, Any], sampler: Any = None) -> "optuna.Study":
     import optuna
 
     url = storage_url(Path(run_path), config)
     try:
-        return optuna.load_study(study_name=config["study_name"], storage=url, sampler=sampler)
+        return optuna.load_study(study_name=config["study_name"], storage=study_storage(url), sampler=sampler)
     except KeyError:
         raise NasInputError(f"{run_path}: study {config['study_name']!r} not found in {url}") from None
     except Exception as exc:  # noqa: BLE001 - storage errors come in many types (sqlalchemy, ...)

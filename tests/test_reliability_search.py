@@ -114,7 +114,7 @@ def test_sigkill_mid_trial_then_resume_reaches_budget(space_file, tmp_path):
 
     budget = 5
     run_path = tmp_path / "killed"
-    with Search("--space", str(space_file), "--budget", str(budget), "--epochs", "2", "--num-cpus", "1",
+    with Search("--space", str(space_file), "--budget", str(budget), "--epochs", "8", "--num-cpus", "1",
                 "--out", str(tmp_path), "--name", "killed", *FAST) as search:
         deadline = time.time() + 240
         before = []
@@ -124,7 +124,7 @@ def test_sigkill_mid_trial_then_resume_reaches_budget(space_file, tmp_path):
             if sum(s in ("COMPLETE", "PRUNED", "FAIL") for s in states) >= 2 and "RUNNING" in states:
                 before = trials
                 break
-            time.sleep(0.1)
+            time.sleep(0.25)
         assert before, f"never saw 2 finished + 1 running trial; rc={search.proc.poll()}"
         os.killpg(search.sid, signal.SIGKILL)  # the whole process group of `nas search` ...
         left = _kill_session(search.sid)  # ... and Ray's workers (own groups, same session)

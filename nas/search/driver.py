@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from nas.errors import NasInputError
-from nas.results import SPACE_FILE, read_config, storage_url, write_views
+from nas.results import SPACE_FILE, read_config, storage_url, study_storage, write_views
 from nas.search import runfolder
 from nas.search.moo import rung_epochs
 
@@ -622,12 +622,13 @@ def _open_study(prepared: Prepared, sampler: Any):
 
     config = prepared.config
     url = storage_url(prepared.run_path, config)
+    storage = study_storage(url)
     directions = ["maximize", "minimize"]
     if prepared.resuming:
-        study = optuna.load_study(study_name=config["study_name"], storage=url, sampler=sampler)
+        study = optuna.load_study(study_name=config["study_name"], storage=storage, sampler=sampler)
     else:
         try:
-            study = optuna.create_study(study_name=config["study_name"], storage=url, sampler=sampler,
+            study = optuna.create_study(study_name=config["study_name"], storage=storage, sampler=sampler,
                                         directions=directions, load_if_exists=False)
         except optuna.exceptions.DuplicatedStudyError:
             raise NasInputError(
