@@ -25,6 +25,7 @@ Columns of :attr:`Run.trials` (and ``trials.csv``)::
     max_epochs  full fidelity of the run
     duration_s  wall time of the trial's training (+ evaluation), seconds
     reason      why a trial failed or was pruned ("" otherwise)
+    node        the Ray node that trained it, ``host/node-id-prefix`` ("" if never trained)
 
 :attr:`Run.pareto` holds the non-dominated set of the COMPLETE trials trained to full
 fidelity (``fidelity == max_epochs``) in the run's objectives (accuracy up, cost down),
@@ -66,6 +67,7 @@ TRIAL_COLUMNS = [
     "max_epochs",
     "duration_s",
     "reason",
+    "node",
 ]
 
 
@@ -152,6 +154,7 @@ def trials_frame(study: "optuna.Study", config: dict[str, Any]) -> "pd.DataFrame
             "duration_s": float(ua.get("duration_s", math.nan)),
             "reason": (f"duplicate of trial {ua['duplicate_of']} (not retrained)" if "duplicate_of" in ua
                        else str(ua.get("fail_reason", ua.get("prune_reason", "")))),
+            "node": str(ua.get("node", "")),
         }
         if with_latency:
             row["latency_ms"] = float(ua.get("latency_ms", math.nan))

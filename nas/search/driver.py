@@ -34,6 +34,7 @@ import math
 import os
 import shutil
 import signal
+import socket
 import sys
 import tempfile
 import time
@@ -501,6 +502,22 @@ def _quiet_loggers(verbose: bool) -> None:
             warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
 
 
+def _check_reachable(address: str, timeout_s: float = 10.0) -> None:
+    """Fail fast on a wrong ``--address``: ``ray.init`` retries an unreachable GCS for minutes."""
+    host_port = address.split("://", 1)[-1].rstrip("/")
+    if host_port == "auto" or ":" not in host_port:
+        return
+    host, _, port = host_port.rpartition(":")
+    if not port.isdigit():
+        raise NasInputError(f"--address {address}: expected HOST:PORT (e.g. 10.0.0.5:6379), got port {port!r}")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s):
+            pass
+    except OSError as exc:
+        raise NasInputError(f"cannot reach the Ray cluster at --address {address}: "
+                            f"{exc.strerror or exc} (is `ray start --head` running there?)") from None
+
+
 def _start_ray(s: SearchSettings) -> bool:
     """Start (or connect to) Ray; returns whether we started it (and must shut it down)."""
     import ray
@@ -514,9 +531,13 @@ def _start_ray(s: SearchSettings) -> bool:
         "configure_logging": True,
     }
     if s.address:
+        _check_reachable(s.address)
         kwargs["address"] = s.address
         kwargs["runtime_env"] = {"env_vars": {"RAY_CHDIR_TO_TRIAL_DIR": "0"}}
     else:
+        # "local": a private Ray instance even when RAY_ADDRESS is set or a `ray start`
+        # cluster runs on this machine (joining one is what --address is for).
+        kwargs["address"] = "local"
         kwargs["num_cpus"] = s.num_cpus or os.cpu_count() or 1
         kwargs["num_gpus"] = None
     try:

@@ -320,6 +320,8 @@ class StudySearcher(Searcher):
             attr("duration_s", float(result["duration_s"]))
         if "latency_ms" in result:
             attr("latency_ms", float(result["latency_ms"]))
+        if result.get("node"):
+            attr("node", str(result["node"]))
         epoch = int(result.get("epoch", 0) or 0)
         curve = st.curves.pop(number, [])
         # Ray does not pass the result that made the scheduler stop a trial to

@@ -123,9 +123,18 @@ def _limit_cpu(seconds: float | None):
 
 def train_candidate(config: dict[str, Any], spec: dict[str, Any]) -> None:
     """Ray Tune function trainable (``spec`` bound with ``tune.with_parameters``)."""
+    import socket
+
+    import ray
     from ray import tune
 
-    run_candidate({**spec, "mflops": config.get("mflops"), "params": config.get("params")}, config["arch"], tune.report)
+    # Which cluster node trained the trial (several nodes may share one host).
+    node = f"{socket.gethostname()}/{ray.get_runtime_context().get_node_id()[:8]}"
+
+    def report(metrics: dict[str, Any]) -> None:
+        tune.report({**metrics, "node": node})
+
+    run_candidate({**spec, "mflops": config.get("mflops"), "params": config.get("params")}, config["arch"], report)
 
 
 __all__ = ["failure_reason", "run_candidate", "train_candidate"]
