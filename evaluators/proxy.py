@@ -65,12 +65,16 @@ class ProxyConfig:
     resolution: int | None = 14
     split_seed: int = 0
     memory_format: str = "auto"
+    # validate after these epochs and the last only (a scheduler's rungs); None: every epoch
+    eval_epochs: tuple[int, ...] | None = None
     recipe_overrides: tuple[tuple[str, Any], ...] = field(default=())
 
     def __post_init__(self) -> None:
         for name in ("train_size", "val_size", "epochs", "batch_size"):
             if int(getattr(self, name)) < 1:
                 raise NasInputError(f"proxy: {name} must be >= 1, got {getattr(self, name)}")
+        if self.eval_epochs is not None:
+            object.__setattr__(self, "eval_epochs", tuple(sorted({int(e) for e in self.eval_epochs})))
         if self.resolution is not None and self.resolution < 4:
             raise NasInputError(f"proxy: resolution must be >= 4, got {self.resolution}")
 
@@ -181,7 +185,8 @@ def proxy_train(
     threads: int | None = None,
 ) -> Iterator[EpochResult]:
     """Train a candidate (genotype, Arch or a built module) with the proxy recipe,
-    yielding one :class:`EpochResult` per epoch (``val_accuracy`` is the score).
+    yielding one :class:`EpochResult` per epoch (``val_accuracy`` is the score; NaN
+    after an epoch not in ``config.eval_epochs`` when that is set).
 
     ``seed`` fixes the initialisation (when building from a genotype) and the batch
     order; ``threads`` sets ``torch.set_num_threads`` (match the trial's CPUs).
@@ -197,7 +202,8 @@ def proxy_train(
         torch.manual_seed(seed)
         model = build(candidate, num_classes=data.num_classes, in_chans=data.in_chans)
     return train_epochs(
-        model, data.train, data.val, config.recipe(), device, seed, threads=threads, memory_format=config.memory_format
+        model, data.train, data.val, config.recipe(), device, seed, threads=threads, memory_format=config.memory_format,
+        eval_epochs=config.eval_epochs,
     )
 
 

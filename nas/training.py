@@ -27,7 +27,7 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
-from typing import Any, Callable, Iterator, NamedTuple
+from typing import Any, Callable, Collection, Iterator, NamedTuple
 
 import torch
 import torch.nn as nn
@@ -376,6 +376,7 @@ class Trainer:
         checkpoint: str | Path | None = None,
         memory_format: str | bool | None = "auto",
         divergence_check_every: int | None = None,
+        eval_epochs: Collection[int] | None = None,
     ):
         if len(train) == 0:
             raise NasInputError("training split is empty")
@@ -392,6 +393,8 @@ class Trainer:
         self.checkpoint = Path(checkpoint) if checkpoint is not None else None
         self.check_every = divergence_check_every or (1 if self.device.type == "cpu" else 25)
         self.history: list[EpochResult] = []
+        # validate only where someone looks (a scheduler's rungs); the last epoch always
+        self.eval_epochs = None if eval_epochs is None else frozenset(int(e) for e in eval_epochs) | {recipe.epochs}
 
         n, bs = len(train), recipe.batch_size
         self.batch_size = min(bs, n)
@@ -506,7 +509,7 @@ class Trainer:
                 torch.cuda.synchronize(dev)
             train_s = time.perf_counter() - t0
             train_loss = float(losses.mean())
-            if self.val is not None:
+            if self.val is not None and (self.eval_epochs is None or epoch in self.eval_epochs):
                 eval_model = self.ema.module if self.ema is not None else model
                 acc, vloss = _evaluate(eval_model, vx, vy, normalize, recipe.eval_batch_size, self.amp_dtype)
             else:
@@ -554,16 +557,20 @@ def train_epochs(
     threads: int | None = None,
     checkpoint: str | Path | None = None,
     memory_format: str | bool | None = "auto",
+    eval_epochs: Collection[int] | None = None,
 ) -> Iterator[EpochResult]:
     """Train ``model`` in place, yielding an :class:`EpochResult` after each epoch.
 
     ``threads``: ``torch.set_num_threads`` for this process (match the trial's CPUs).
+    ``eval_epochs``: validate only after these epochs and the last (the others yield NaN
+    validation fields); ``None``: after every epoch.
     ``checkpoint``: a file written after every epoch (atomically); if it exists at the
     start, training resumes after its last epoch (only the remaining epochs are yielded).
     Raises :class:`TrainingDiverged` when the loss becomes NaN/inf.
     """
     trainer = Trainer(
-        model, train, val, recipe, device, seed, threads=threads, checkpoint=checkpoint, memory_format=memory_format
+        model, train, val, recipe, device, seed, threads=threads, checkpoint=checkpoint, memory_format=memory_format,
+        eval_epochs=eval_epochs,
     )
     return trainer.epochs()
 

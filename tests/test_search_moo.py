@@ -133,6 +133,44 @@ def test_exactly_quota_trials_are_promotable_in_a_full_rung():
     assert max(ranks[i] for i in promoted) <= min(ranks[i] for i in range(27) if i not in promoted)
 
 
+def test_budgeted_rung_keeps_to_its_quota_but_always_lets_its_front_continue():
+    from nas.search.scheduler import RungBook
+
+    arrivals = [
+        (0.90, 1.0),  # first: on the front -> continues (1 continued)
+        (0.80, 2.0),  # dominated, 2nd of 2, quota 1 -> stops
+        (0.85, 2.0),  # 2nd of 3, quota 1 -> stops
+        (0.88, 2.0),  # 2nd of 4, quota 2, 1 continued -> continues
+        (0.89, 2.0),  # 2nd of 5, quota 2, but 2 continued already -> stops (plain ASHA: continues)
+        (0.95, 5.0),  # on the front -> continues
+        (0.96, 6.0),  # on the front, quota 3 used up -> continues anyway
+    ]
+    budgeted, plain = RungBook([1], ACC_COST, 2), RungBook([1], ACC_COST, 2, budgeted=False)
+    got = [budgeted.record(1, k, p) for k, p in enumerate(arrivals)]
+    assert got == [True, False, False, True, False, True, True]
+    assert [plain.record(1, k, p) for k, p in enumerate(arrivals)][4] is True
+    assert budgeted.promoted(1) == 4
+    _, why = budgeted.decide(1, 4, arrivals[4])  # idempotent, and says why
+    assert "2 continued already" in why
+
+
+def test_budgeted_promotion_never_exceeds_quota_plus_front_arrivals():
+    rng = random.Random(5)
+    for eta in (2, 3, 4):
+        points, promoted, front_arrivals = [], 0, 0
+        for i in range(60):
+            # an "improving sampler": later points are better on average
+            points.append((min(1.0, rng.random() * 0.5 + i / 120), rng.uniform(1, 30)))
+            on_front = nondominated_ranks(points, ACC_COST)[i] == 0
+            ok = should_promote(points, ACC_COST, i, eta, promoted)
+            assert ok or not on_front
+            front_arrivals += on_front
+            promoted += ok
+            assert promoted <= promotion_quota(len(points), eta) + front_arrivals
+        plain = sum(should_promote(points[: i + 1], ACC_COST, i, eta) for i in range(60))
+        assert promoted < plain  # the cap bites with an improving sampler
+
+
 def test_rung_epochs():
     assert rung_epochs(1, 9, 3) == [1, 3]
     assert rung_epochs(1, 10, 3) == [1, 3, 9]
@@ -184,6 +222,9 @@ def test_rung_book_preload_from_curves():
     assert set(book.records[1]) == {7, 8}
     assert set(book.records[3]) == {7}
     assert book.records[3][7][0] == 0.4
+    # the decisions come back too: 7 went on past both rungs, 8 stopped at rung 1
+    assert book.decisions[1] == {7: True, 8: False} and book.decisions[3] == {7: True}
+    assert book.promoted(1) == 1
 
 
 def test_status_text():

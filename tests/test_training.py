@@ -200,6 +200,20 @@ def test_proxy_yields_one_result_per_epoch():
     assert first.epoch == 1 and first.val_accuracy == results[0].val_accuracy
 
 
+def test_proxy_validates_only_at_its_eval_epochs_with_the_same_training():
+    config = ProxyConfig(dataset="digits", train_size=256, val_size=200, epochs=3, batch_size=32, lr=0.4)
+    data = prepare_proxy_data(config)
+    every = list(proxy_train(tiny_net(), data, config, device="cpu", seed=0, threads=1))
+    sparse = list(proxy_train(tiny_net(), data, ProxyConfig(**{**config.as_dict(), "eval_epochs": [1]}),
+                              device="cpu", seed=0, threads=1))
+    assert [r.epoch for r in sparse] == [1, 2, 3]
+    assert math.isnan(sparse[1].val_accuracy) and math.isnan(sparse[1].val_loss)
+    # epoch 1 asked for, the last always; skipping a validation changes nothing else
+    for i in (0, 2):
+        assert sparse[i].val_accuracy == every[i].val_accuracy
+    assert [r.train_loss for r in sparse] == [r.train_loss for r in every]
+
+
 def test_proxy_builds_from_a_genotype_and_resizes():
     pytest.importorskip("nas.builder")
     ds = load_dataset("digits")

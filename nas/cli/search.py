@@ -46,6 +46,10 @@ def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> ar
     fid.add_argument("--min-epochs", type=int, default=1, help="first successive-halving rung, in epochs (default 1)")
     fid.add_argument("--eta", type=_positive_float, default=3.0,
                      help="successive-halving factor: rungs at min*eta^k epochs, the top 1/eta continue (default 3; 0: off)")
+    fid.add_argument("--promotion", choices=("budgeted", "asha"), default=None,
+                     help="budgeted (default): a rung lets at most 1/eta of its trials continue, those on its "
+                          "front always; asha: every trial ranked in the top 1/eta on arrival continues "
+                          "(with an improving sampler that is most of them)")
     fid.add_argument("--train-size", type=int, default=None, help="proxy training images (from the TRAIN split)")
     fid.add_argument("--val-size", type=int, default=None, help="proxy validation images (held out of the TRAIN split)")
     fid.add_argument("--batch-size", type=int, default=None, help="proxy batch size")
@@ -81,7 +85,7 @@ def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> ar
 
 _SEARCH_ONLY = ("space", "dataset", "data_dir", "objectives", "max_mflops", "max_params", "sampler", "epochs",
                 "train_size", "val_size", "batch_size", "lr", "storage", "name",
-                "proxy_resolution", "trial_memory", "trial_cpu_limit")
+                "proxy_resolution", "promotion", "trial_memory", "trial_cpu_limit")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -117,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
         storage=args.storage,
         fidelity=Fidelity(epochs=args.epochs, min_epochs=args.min_epochs, eta=args.eta, train_size=args.train_size,
                           val_size=args.val_size, batch_size=args.batch_size, lr=args.lr,
-                          resolution=args.proxy_resolution),
+                          resolution=args.proxy_resolution, promotion=args.promotion or "budgeted"),
         resume=args.resume,
         verbose=args.verbose,
         status_interval=args.status_interval,

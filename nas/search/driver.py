@@ -51,6 +51,7 @@ from nas.search.moo import rung_epochs
 SAMPLERS = ("tpe", "nsga2", "nsga3", "random")
 # Picked by benchmarks/bench_samplers.py (hypervolume at equal budget); see its docstring.
 DEFAULT_SAMPLER = "tpe"
+PROMOTIONS = ("budgeted", "asha")
 OBJECTIVES = {"mflops": "mflops", "flops": "mflops", "params": "params", "latency": "latency_ms", "latency_ms": "latency_ms"}
 PNG_EVERY_S = 60.0
 
@@ -76,6 +77,9 @@ class Fidelity:
     # square size the proxy trains and scores at (images are shrunk, never enlarged);
     # 0: the data's own size; None: evaluators.proxy.ProxyConfig's default (14)
     resolution: Optional[int] = None
+    # "budgeted": a rung lets at most 1/eta of its trials continue (its front always);
+    # "asha": plain asynchronous promotion (see nas.search.moo.should_promote)
+    promotion: str = "budgeted"
 
     def resolved(self) -> "Fidelity":
         from evaluators.proxy import ProxyConfig
@@ -90,6 +94,7 @@ class Fidelity:
             batch_size=int(self.batch_size if self.batch_size is not None else base.batch_size),
             lr=float(self.lr if self.lr is not None else base.lr),
             resolution=int(self.resolution if self.resolution is not None else (base.resolution or 0)),
+            promotion=self.promotion,
         )
 
     def train_size_px(self, image_size: int) -> int:
@@ -100,6 +105,8 @@ class Fidelity:
         return rung_epochs(self.min_epochs, self.epochs, self.eta) if self.eta > 1 else []
 
     def validate(self) -> None:
+        if self.promotion not in PROMOTIONS:
+            raise NasInputError(f"--promotion {self.promotion!r}: expected one of {', '.join(PROMOTIONS)}")
         if self.epochs < 1:
             raise NasInputError(f"--epochs must be >= 1, got {self.epochs}")
         if not 1 <= self.min_epochs <= self.epochs:
@@ -320,7 +327,9 @@ def _prepare_resume(settings: SearchSettings) -> Prepared:
     space = runfolder.load_run_space(run_path, config)
     space_text = (run_path / SPACE_FILE).read_text(encoding="utf-8")
     # runs made before --proxy-resolution trained at the proxy's default (14)
-    fid = Fidelity(**{k: config["fidelity"].get(k, 14 if k == "resolution" else None) for k in (f.name for f in fields(Fidelity))})
+    # keys older runs lack: the value they ran with
+    before = {"resolution": 14, "promotion": "asha"}
+    fid = Fidelity(**{k: config["fidelity"].get(k, before.get(k)) for k in (f.name for f in fields(Fidelity))})
     res = config.get("resources", {})
     budget = settings.budget if settings.budget is not None else int(config["budget"])
     s = SearchSettings(
@@ -674,6 +683,8 @@ def trial_spec(s: SearchSettings, info: dict[str, Any], cost_key: str) -> dict[s
         "data_seed": s.seed,
         "seed": s.seed,
         "epochs": fid.epochs,
+        # validation only where the scheduler decides and at the end (~10% of a trial's time)
+        "eval_epochs": [*fid.rungs(), fid.epochs],
         "batch_size": fid.batch_size,
         "lr": fid.lr,
         "threads": max(1, int(s.cpus_per_trial)),
@@ -736,7 +747,7 @@ def _run_locked(prepared: Prepared, started_ray: bool) -> SearchOutcome:
     views = _Views(run_path, study, config)
     state.on_finished = views.after_trial
 
-    book = RungBook(fid.rungs(), ("max", "min"), fid.eta if fid.eta > 1 else 2.0)
+    book = RungBook(fid.rungs(), ("max", "min"), fid.eta if fid.eta > 1 else 2.0, budgeted=fid.promotion == "budgeted")
     _preload_rungs(book, study, cost_key)
 
     def on_error(trial) -> None:

@@ -13,7 +13,8 @@ Internally everything is turned into minimisation.
 - :func:`promotion_order` / :func:`should_promote`: the multi-objective successive
   halving decision: order the trials recorded at a rung by (rank, -hypervolume
   contribution, arrival) and let a trial continue iff it is among the first
-  ``max(1, n // eta)``.
+  ``max(1, n // eta)`` - and, in the budgeted form, only while the rung has promoted
+  fewer than that, except that a trial on the rung's front always continues.
 - :func:`pareto_mask`, :func:`hypervolume_2d`: the front and its hypervolume.
 
 NaN handling: a point with a NaN objective counts as infinitely bad in every
@@ -176,17 +177,35 @@ def promotion_quota(n: int, eta: float) -> int:
     return max(1, int(math.floor(n / eta + 1e-9)))
 
 
-def should_promote(points: Sequence[Point], senses: Sequence[str], index: int, eta: float) -> bool:
-    """Multi-objective ASHA decision for the trial ``points[index]`` that just reached
-    a rung where ``points`` (itself included) are recorded: continue iff it is in the
-    top ``promotion_quota(len(points), eta)`` of :func:`promotion_order`."""
+def should_promote(
+    points: Sequence[Point], senses: Sequence[str], index: int, eta: float, promoted: int | None = None
+) -> bool:
+    """Multi-objective successive-halving decision for the trial ``points[index]`` that just
+    reached a rung where ``points`` (itself included) are recorded.
+
+    Without ``promoted``: continue iff it is in the top ``promotion_quota(len(points), eta)``
+    of :func:`promotion_order` (the asynchronous rule of ASHA).
+
+    With ``promoted`` (how many trials this rung has let continue so far), the rung keeps to
+    its budget: a trial on the rung's Pareto front (rank 0) always continues - it may end on
+    the final front, and cutting it would waste what the sampler learnt - and any other trial
+    continues only if it is in the top quota AND fewer than ``quota`` have continued. Without
+    the cap an improving sampler keeps sending top-ranked newcomers and the rung promotes far
+    more than ``1/eta`` (60% at eta 3 in a 200-trial TPE search), doubling the compute.
+    """
     if not 0 <= index < len(points):
         raise IndexError(f"index {index} out of range for {len(points)} points")
     point = points[index]
     if any(math.isnan(float(v)) for v in point):
         return False
     order = promotion_order(points, senses)
-    return order.index(index) < promotion_quota(len(points), eta)
+    quota = promotion_quota(len(points), eta)
+    in_top = order.index(index) < quota
+    if promoted is None:
+        return in_top
+    if nondominated_ranks(points, senses)[index] == 0:
+        return True
+    return in_top and promoted < quota
 
 
 def rung_epochs(min_epochs: int, max_epochs: int, eta: float) -> list[int]:

@@ -21,6 +21,7 @@ def proxy_config(spec: dict[str, Any]):
         batch_size=int(spec["batch_size"]),
         lr=float(spec["lr"]),
         split_seed=int(spec["data_seed"]),
+        eval_epochs=tuple(spec["eval_epochs"]) if spec.get("eval_epochs") else None,
         # runs made before --proxy-resolution have no key: the proxy's default
         **({"resolution": spec["resolution"] or None} if "resolution" in spec else {}),
     )

@@ -11,8 +11,11 @@ This is the "MO-ASHA" of Schmucker et al. (2021) with NSGA-II-style selection
 (non-dominated sorting; ties by hypervolume contribution, cost on a log scale).
 
 The decision is asynchronous (made on arrival, never waiting for the rung to
-fill), like ASHA: early arrivals are promoted generously, which costs some
-compute but never stalls a worker.
+fill), like ASHA, and budgeted: a rung lets at most its quota continue, except that
+a trial on the rung's Pareto front always continues. Plain asynchronous promotion
+let 60% of the trials through each rung of a 200-trial TPE search (an improving
+sampler keeps sending top-ranked newcomers): twice the epochs that successive
+halving at eta 3 plans for.
 
 The scheduler only decides; what a stop means (the trial is PRUNED in the Optuna
 study, at the fidelity it reached) is recorded by the searcher.
@@ -32,37 +35,54 @@ if TYPE_CHECKING:
 
 
 class RungBook:
-    """The points recorded at each rung, keyed by a stable trial key (the Optuna number).
+    """The points recorded at each rung and the decisions taken there, keyed by a stable
+    trial key (the Optuna number).
 
     Kept apart from the scheduler so that it is a plain, testable value and can be
     re-filled from the study on ``--resume`` (decisions stay consistent across stops).
+    ``budgeted`` (the default) keeps each rung to its ``1/eta`` promotion budget
+    (:func:`nas.search.moo.should_promote` with ``promoted``); ``False`` is plain
+    asynchronous ASHA.
     """
 
-    def __init__(self, rungs: list[int], senses: tuple[str, str], eta: float) -> None:
+    def __init__(self, rungs: list[int], senses: tuple[str, str], eta: float, budgeted: bool = True) -> None:
         self.rungs = list(rungs)
         self.senses = senses
         self.eta = eta
+        self.budgeted = budgeted
         self.records: Dict[int, Dict[int, tuple[float, float]]] = {r: {} for r in self.rungs}
+        self.decisions: Dict[int, Dict[int, bool]] = {r: {} for r in self.rungs}
+        self.reasons: Dict[tuple[int, int], str] = {}
 
     def record(self, rung: int, key: int, point: tuple[float, float]) -> bool:
         """Record ``key`` at ``rung`` (idempotent) and return the promotion decision."""
         return self.decide(rung, key, point)[0]
 
+    def promoted(self, rung: int) -> int:
+        """How many trials ``rung`` has let continue so far."""
+        return sum(self.decisions[rung].values())
+
     def decide(self, rung: int, key: int, point: tuple[float, float]) -> tuple[bool, str]:
-        """Record ``key`` at ``rung`` (idempotent); (promote?, a one-line explanation)."""
+        """Record ``key`` at ``rung`` and decide; (promote?, a one-line explanation of the
+        decision as it was taken). Idempotent: a key's first point and decision stand."""
+        if key in self.decisions[rung]:
+            return self.decisions[rung][key], self.reasons.get((rung, key), "decided before")
         at = self.records[rung]
-        if key not in at:
-            at[key] = self._point(point)
+        at.setdefault(key, self._point(point))
         keys = list(at)
         points = [at[k] for k in keys]
         index = keys.index(key)
-        promote = should_promote(points, self.senses, index, self.eta)
+        before = self.promoted(rung)
+        promote = should_promote(points, self.senses, index, self.eta, before if self.budgeted else None)
+        self.decisions[rung][key] = promote
         position = promotion_order(points, self.senses).index(index) + 1
         quota = promotion_quota(len(points), self.eta)
         why = (
             f"rung {rung} epoch(s): placed {position} of {len(points)} by non-dominated rank "
-            f"(top {quota} continue)"
+            f"(top {quota} continue"
+            + (f"; {before} continued already, the rung's front always does)" if self.budgeted else ")")
         )
+        self.reasons[(rung, key)] = why
         return promote, why
 
     @staticmethod
@@ -73,10 +93,12 @@ class RungBook:
         return acc, (math.log10(cost) if cost > 0 else cost)
 
     def preload(self, key: int, curve: list[float], cost: float, promoted_to: int) -> None:
-        """Re-record a finished trial's rung points (from its accuracy curve) without deciding."""
+        """Re-record a finished trial's rung points (from its accuracy curve) and the decisions
+        they got (it went on past a rung iff it trained beyond it), without deciding anew."""
         for rung in self.rungs:
             if rung <= len(curve) and rung <= promoted_to:
                 self.records[rung].setdefault(key, self._point((curve[rung - 1], cost)))
+                self.decisions[rung].setdefault(key, promoted_to > rung)
 
     def counts(self) -> Dict[int, int]:
         return {r: len(v) for r, v in self.records.items()}
