@@ -1,7 +1,8 @@
 """Proxy training: the cheap, short training that scores a candidate during the search.
 
 A candidate is trained from scratch on a fixed, stratified subset of the data set's
-TRAIN split and scored, after every epoch, on a held-out validation part of that
+TRAIN split and scored, after every epoch (or only after ``ProxyConfig.eval_epochs``:
+a scheduler's rungs and the last), on a held-out validation part of that
 same TRAIN split (the test split is never seen by the search). Results come one
 epoch at a time, so a multi-fidelity scheduler (successive halving / ASHA) can
 promote a trial rung by rung and stop the rest early:

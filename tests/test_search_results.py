@@ -186,3 +186,21 @@ def test_parse_objectives_and_settings_validation():
         Fidelity(epochs=3, eta=1.0, train_size=1, val_size=1, batch_size=1, lr=0.1).validate()
     assert Fidelity(epochs=9, eta=3, train_size=1, val_size=1, batch_size=1, lr=0.1).rungs() == [1, 3]
     assert Fidelity(epochs=9, eta=0, train_size=1, val_size=1, batch_size=1, lr=0.1).rungs() == []
+
+
+def test_resume_keeps_the_promotion_rule_a_run_was_made_with(tmp_path):
+    """A run folder from before --promotion resumes with the plain rule it ran with;
+    a new run records the budgeted default in its config.json."""
+    import shutil
+    from pathlib import Path
+
+    from nas.search.driver import SearchSettings, prepare
+
+    run = tmp_path / "reference"
+    shutil.copytree(Path(__file__).resolve().parents[1] / "results" / "reference", run)
+    config = json.loads((run / "config.json").read_text())
+    assert config["fidelity"]["promotion"] == "budgeted"
+    assert prepare(SearchSettings(resume=str(run))).settings.fidelity.promotion == "budgeted"
+    del config["fidelity"]["promotion"]
+    (run / "config.json").write_text(json.dumps(config))
+    assert prepare(SearchSettings(resume=str(run))).settings.fidelity.promotion == "asha"

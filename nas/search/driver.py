@@ -326,8 +326,8 @@ def _prepare_resume(settings: SearchSettings) -> Prepared:
     runfolder.check_writable_dir(run_path, "--resume")
     space = runfolder.load_run_space(run_path, config)
     space_text = (run_path / SPACE_FILE).read_text(encoding="utf-8")
-    # runs made before --proxy-resolution trained at the proxy's default (14)
-    # keys older runs lack: the value they ran with
+    # keys older runs lack: the value they ran with (the proxy's 14 px before --proxy-resolution,
+    # plain asynchronous promotion before --promotion)
     before = {"resolution": 14, "promotion": "asha"}
     fid = Fidelity(**{k: config["fidelity"].get(k, before.get(k)) for k in (f.name for f in fields(Fidelity))})
     res = config.get("resources", {})
