@@ -121,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
         storage=args.storage,
         fidelity=Fidelity(epochs=args.epochs, min_epochs=args.min_epochs, eta=args.eta, train_size=args.train_size,
                           val_size=args.val_size, batch_size=args.batch_size, lr=args.lr,
-                          resolution=args.proxy_resolution, promotion=args.promotion or "budgeted"),
+                          resolution=args.proxy_resolution, promotion=args.promotion or Fidelity.promotion),
         resume=args.resume,
         verbose=args.verbose,
         status_interval=args.status_interval,

@@ -154,6 +154,11 @@ def promotion_order(points: Sequence[Point], senses: Sequence[str]) -> list[int]
     objectives) by exclusive hypervolume contribution to that rank's set, larger first,
     with the reference point just beyond the worst value of each objective (10% of the
     range); more objectives: NSGA-II crowding distance; last, arrival order (the index)."""
+    return _ranked_order(points, senses)[0]
+
+
+def _ranked_order(points: Sequence[Point], senses: Sequence[str]) -> tuple[list[int], list[int]]:
+    """(:func:`promotion_order`, the non-dominated rank of each point) - one sorting for both."""
     ranks = nondominated_ranks(points, senses)
     score = [0.0] * len(points)
     reference = _rung_reference(points, senses) if len(senses) == 2 else None
@@ -163,7 +168,7 @@ def promotion_order(points: Sequence[Point], senses: Sequence[str]) -> list[int]
         values = hv_contributions(subset, senses, reference) if reference is not None else crowding_distances(subset, senses)
         for i, d in zip(members, values):
             score[i] = d
-    return sorted(range(len(points)), key=lambda i: (ranks[i], -score[i], i))
+    return sorted(range(len(points)), key=lambda i: (ranks[i], -score[i], i)), ranks
 
 
 def promotion_quota(n: int, eta: float) -> int:
@@ -198,14 +203,12 @@ def should_promote(
     point = points[index]
     if any(math.isnan(float(v)) for v in point):
         return False
-    order = promotion_order(points, senses)
+    order, ranks = _ranked_order(points, senses)
     quota = promotion_quota(len(points), eta)
     in_top = order.index(index) < quota
     if promoted is None:
         return in_top
-    if nondominated_ranks(points, senses)[index] == 0:
-        return True
-    return in_top and promoted < quota
+    return ranks[index] == 0 or (in_top and promoted < quota)
 
 
 def rung_epochs(min_epochs: int, max_epochs: int, eta: float) -> list[int]:
