@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -99,14 +100,28 @@ def read_config(path: str | Path) -> dict[str, Any]:
     return config
 
 
-def study_storage(url: str) -> Any:
-    """The Optuna storage for ``url``; SQLite waits for a busy writer instead of failing after 5 s
-    (a reader such as optuna-dashboard or ``nas pareto`` may hold the file while a search writes)."""
-    if not url.startswith("sqlite:"):
-        return url
-    import optuna
+def study_storage(url: str, attempts: int = 5) -> Any:
+    """The Optuna storage for ``url``.
 
-    return optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}})
+    SQLite waits for a busy writer instead of failing after 5 s (a reader such as
+    optuna-dashboard or ``nas pareto`` may hold the file while a search writes). Creating
+    the storage creates its tables when they are missing; two processes doing that at once
+    (a search starting while a dashboard opens the new file) make one of them fail with
+    "table already exists" or a duplicate schema version, so that step is retried: the
+    second attempt finds the schema the other process made.
+    """
+    import optuna
+    import sqlalchemy.exc
+
+    engine_kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite:") else {}
+    for attempt in range(attempts):
+        try:
+            return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
+        except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.IntegrityError):
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.2 * (attempt + 1))
+    raise AssertionError("unreachable")
 
 
 def open_study(run_path: str | Path, config: dict[str, Any], sampler: Any = None) -> "optuna.Study":

@@ -73,6 +73,13 @@ class Search:
             _kill_session(self.sid)
         return subprocess.CompletedProcess(self.proc.args, self.proc.returncode, out, err)
 
+    def describe(self) -> str:
+        """Exit code and stderr tail of a search that ended on its own (for assertion messages)."""
+        rc = self.proc.poll()
+        if rc is None:
+            return "still running"
+        return f"rc={rc}; stderr: {self.proc.stderr.read()[-3000:]}"
+
     def __enter__(self) -> "Search":
         return self
 
@@ -125,7 +132,7 @@ def test_sigkill_mid_trial_then_resume_reaches_budget(space_file, tmp_path):
                 before = trials
                 break
             time.sleep(0.25)
-        assert before, f"never saw 2 finished + 1 running trial; rc={search.proc.poll()}"
+        assert before, f"never saw 2 finished + 1 running trial; {search.describe()}"
         os.killpg(search.sid, signal.SIGKILL)  # the whole process group of `nas search` ...
         left = _kill_session(search.sid)  # ... and Ray's workers (own groups, same session)
         assert not left, left

@@ -204,3 +204,33 @@ def test_resume_keeps_the_promotion_rule_a_run_was_made_with(tmp_path):
     del config["fidelity"]["promotion"]
     (run / "config.json").write_text(json.dumps(config))
     assert prepare(SearchSettings(resume=str(run))).settings.fidelity.promotion == "asha"
+
+
+def _open_new_storage(path: str, barrier, results) -> None:
+    from nas.results import study_storage
+
+    barrier.wait()  # every process creates the schema at the same moment
+    try:
+        storage = study_storage(f"sqlite:///{path}")
+        optuna.create_study(study_name="s", storage=storage, directions=["maximize", "minimize"], load_if_exists=True)
+        results.put("ok")
+    except Exception as exc:  # noqa: BLE001 - reported to the parent
+        results.put(f"{type(exc).__name__}: {exc}")
+
+
+def test_storages_opened_at_once_on_a_new_file_all_succeed(tmp_path):
+    """A search creating study.db while optuna-dashboard (or a poller) opens it: both create the
+    schema; without a retry one of them fails with "table already exists" or a duplicate version."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork")
+    files, per_file = 4, 2
+    barrier, results = ctx.Barrier(files * per_file), ctx.Queue()
+    procs = [ctx.Process(target=_open_new_storage, args=(str(tmp_path / f"s{i}.db"), barrier, results))
+             for i in range(files) for _ in range(per_file)]
+    for p in procs:
+        p.start()
+    outcomes = [results.get(timeout=120) for _ in procs]
+    for p in procs:
+        p.join(timeout=30)
+    assert outcomes == ["ok"] * len(procs)

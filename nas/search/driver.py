@@ -272,10 +272,8 @@ def _check_space_matches(space: Any, info: dict[str, Any]) -> None:
 
 def _check_storage(url: str, new_study: Optional[str] = None) -> None:
     """The RDB storage opens; for a new run, it has no study of that name yet."""
-    import optuna
-
     try:
-        storage = optuna.storages.get_storage(url)
+        storage = study_storage(url)
         names = {st.study_name for st in storage.get_all_studies()}
     except Exception as exc:  # noqa: BLE001 - sqlalchemy & co raise many kinds
         raise NasInputError(f"--storage {url!r}: cannot open: {exc}") from None
