@@ -4,22 +4,32 @@ Takes ``--archs`` candidates of a finished run (spread evenly over its MFLOPs ra
 trains each, side by side in one run, with
 
 - each proxy setting given by ``--proxies`` (``TRAIN_SIZExEPOCHS``, e.g. ``2000x9`` is the
-  default search proxy), and
+  default search proxy; ``2000x9b32`` with batch size 32 instead of the proxy's 64), and
 - a reference training: ``--reference-epochs`` epochs over the whole TRAIN split (minus
   the validation part), at the same resolution.
 
 All score on the same held-out validation part of the TRAIN split. Reports each
 setting's accuracy per candidate, its Kendall tau and Spearman rho against the
 reference ranking, and the training time (process CPU time, one thread per training).
+MFLOPs alone is listed as a predictor too: a proxy is only worth its training if it ranks
+better than the candidates' size does.
+
+``--save FILE`` writes every (setting, arch) result as JSON; ``--reference-from FILE``
+takes the reference accuracies from such a file instead of training them again (same
+run and ``--archs``), so further proxy settings cost only their own trainings.
 
     python benchmarks/bench_proxy_fidelity.py --quick
     python benchmarks/bench_proxy_fidelity.py --run results/reference --archs 8 \
-        --proxies 2000x9,6000x3 --reference-epochs 2
+        --proxies 2000x9,6000x3 --reference-epochs 2 --save fidelity.json
+    python benchmarks/bench_proxy_fidelity.py --run results/reference --archs 8 \
+        --proxies 2000x9b32,6000x3b32 --reference-from fidelity.json
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import re
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -72,6 +82,8 @@ def main() -> None:
     parser.add_argument("--dataset", default="fashion-mnist")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--quick", action="store_true", help="4 candidates, 2000x3 vs 6000x1, reference 12000x1")
+    parser.add_argument("--save", help="write all results to this JSON file")
+    parser.add_argument("--reference-from", help="reference accuracies from a JSON file written by --save")
     args = parser.parse_args()
     if args.quick:
         args.archs, args.proxies, args.reference_epochs, args.reference_size = 4, "2000x3,6000x1", 1, 12000
@@ -87,14 +99,27 @@ def main() -> None:
     n_train = len(load_dataset(args.dataset).train) - args.val_size
     settings: dict[str, ProxyConfig] = {}
     for token in args.proxies.split(","):
-        size, epochs = (int(x) for x in token.lower().split("x"))
-        settings[f"proxy {size}x{epochs}"] = replace(base, train_size=size, epochs=epochs)
-    ref_size = args.reference_size or n_train
-    reference = f"reference {ref_size}x{args.reference_epochs}"
-    settings[reference] = replace(base, train_size=ref_size, epochs=args.reference_epochs)
+        match = re.fullmatch(r"(\d+)x(\d+)(?:b(\d+))?", token.strip().lower())
+        if not match:
+            raise SystemExit(f"--proxies: {token!r} is not TRAIN_SIZExEPOCHS[bBATCH], e.g. 2000x9 or 2000x9b32")
+        size, epochs, batch = int(match[1]), int(match[2]), int(match[3] or base.batch_size)
+        settings[f"proxy {token.strip().lower()}"] = replace(base, train_size=size, epochs=epochs, batch_size=batch)
+    results: dict[tuple[str, str], tuple[float, float]] = {}
+    if args.reference_from:
+        saved = json.loads(Path(args.reference_from).read_text())
+        reference = saved["reference"]
+        for arch, _ in archs:
+            row = saved["results"].get(reference, {}).get(arch)
+            if row is None:
+                raise SystemExit(f"{args.reference_from}: no reference result for {arch}")
+            results[(reference, arch)] = (row["accuracy"], row["cpu_s"])
+        print(f"reference accuracies from {args.reference_from} ({reference})")
+    else:
+        ref_size = args.reference_size or n_train
+        reference = f"reference {ref_size}x{args.reference_epochs}"
+        settings[reference] = replace(base, train_size=ref_size, epochs=args.reference_epochs)
 
     jobs = [(name, arch, cfg.as_dict()) for name, cfg in settings.items() for arch, _ in archs]
-    results: dict[tuple[str, str], tuple[float, float]] = {}
     t0 = time.perf_counter()
     with ProcessPoolExecutor(max_workers=args.workers) as pool:
         for setting, arch, acc, cpu in pool.map(train_one, jobs):
@@ -102,7 +127,12 @@ def main() -> None:
             print(f"  {setting:<22} {acc:6.1%} {cpu:6.1f} s  {arch[:90]}", flush=True)
     print(f"wall time {time.perf_counter() - t0:.0f} s, {len(jobs)} trainings on {args.workers} workers\n")
 
-    names = list(settings)
+    names = [n for n in settings if n != reference] + [reference]
+    if args.save:
+        nested: dict[str, dict] = {}
+        for (name, arch), (acc, cpu) in results.items():
+            nested.setdefault(name, {})[arch] = {"accuracy": acc, "cpu_s": cpu}
+        Path(args.save).write_text(json.dumps({"reference": reference, "results": nested}, indent=1))
     header = "| MFLOPs | " + " | ".join(names) + " |"
     print(header)
     print("|" + "---:|" * (len(names) + 1))
@@ -117,6 +147,8 @@ def main() -> None:
         tau = kendalltau(accs, ref).statistic if name != reference else 1.0
         rho = spearmanr(accs, ref).statistic if name != reference else 1.0
         print(f"| {name} | {tau:.2f} | {rho:.2f} | {sum(accs) / len(accs):.1%} | {cpu:.1f} |")
+    sizes = [mflops for _, mflops in archs]
+    print(f"| MFLOPs alone | {kendalltau(sizes, ref).statistic:.2f} | {spearmanr(sizes, ref).statistic:.2f} | - | 0 |")
 
 
 if __name__ == "__main__":
