@@ -189,7 +189,7 @@ def outcomes(tmp_path_factory):
     def one(case):
         case_id, argv, _ = case
         before = _snapshot(out)
-        proc = run_nas(*argv(ctx), timeout=180)
+        proc = run_nas(*argv(ctx), timeout=360)
         after = _snapshot(out)
         changed = sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
         return case_id, (proc, changed)

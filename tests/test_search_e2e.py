@@ -50,7 +50,7 @@ def nas_cmd(*args: str) -> list[str]:
     return [sys.executable, "-m", "nas", *args]
 
 
-def run_nas(*args: str, timeout: float = 240) -> subprocess.CompletedProcess:
+def run_nas(*args: str, timeout: float = 480) -> subprocess.CompletedProcess:
     return subprocess.run(nas_cmd(*args), capture_output=True, text=True, timeout=timeout, env=_env())
 
 
@@ -228,7 +228,7 @@ def test_lock_refuses_a_second_search(interrupted_then_resumed):
 
     run_path = interrupted_then_resumed[0]
     with RunLock(run_path):
-        proc = run_nas("search", "--resume", str(run_path), "--budget", str(BUDGET + 1), timeout=60)
+        proc = run_nas("search", "--resume", str(run_path), "--budget", str(BUDGET + 1), timeout=120)
     assert proc.returncode == 2
     assert "another search is running" in proc.stderr and str(run_path) in proc.stderr
     assert "Traceback" not in proc.stderr
