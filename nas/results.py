@@ -114,14 +114,12 @@ def study_storage(url: str, attempts: int = 5) -> Any:
     import sqlalchemy.exc
 
     engine_kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite:") else {}
-    for attempt in range(attempts):
+    for attempt in range(1, attempts):
         try:
             return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
         except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.IntegrityError):
-            if attempt == attempts - 1:
-                raise
-            time.sleep(0.2 * (attempt + 1))
-    raise AssertionError("unreachable")
+            time.sleep(0.2 * attempt)
+    return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)  # the last attempt's error propagates
 
 
 def open_study(run_path: str | Path, config: dict[str, Any], sampler: Any = None) -> "optuna.Study":
