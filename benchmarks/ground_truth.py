@@ -1,0 +1,486 @@
+"""The ground truth every accuracy estimate is judged by: stand-alone trainings of spread genotypes.
+
+Two steps, both resumable and both deterministic:
+
+``select``
+    Chooses the genotypes and writes ``ground_truth/mdconv-genotypes.csv`` (committed), one row
+    per (genotype, seed) job, in the order the jobs should run. The procedure, seeded and
+    fixed (see :func:`draw_band`):
+
+    - 4 cost bands around 2, 4, 8 and 16 MFLOPs at 28x28 (fvcore multiply-adds); a genotype
+      belongs to a band when its MFLOPs are within +-10 % of the centre.
+    - Per band, genotypes are drawn *uniformly from the space conditioned on the band*. Plain
+      uniform draws of ``mdconv`` almost never reach the low bands, so draws come from a
+      tilted proposal: every cost-setting decision (stage depth, width, expansion, block
+      type, stem and head channels) favours its cheaper options with weight
+      ``exp(-tilt * rank / (n - 1))``; every other decision (kernels, partition, padding,
+      SE, activation, dilation) stays uniform. Each draw carries its importance weight
+      ``p_uniform / q_tilted``, and the band's 8 genotypes are drawn from the accepted pool
+      with those weights (without replacement), which undoes the tilt: what is left is the
+      uniform distribution restricted to the band, fair to every choice.
+    - Extra rows: the reference run's front and the hand-designed baselines
+      (``mobilenetv2-3x3``, ``mixnet-s``, both at 28x28x1).
+    - Seeds: every genotype with seed 0; 2 genotypes of each band with seeds 1 and 2 (the
+      noise floor); every genotype of the cheapest band with seed 1 (the seed-to-seed
+      within-band tau, the ceiling any predictor can reach there).
+
+``run``
+    Trains the jobs not yet in ``ground_truth/mdconv-fashion-mnist.csv`` (committed) and
+    appends one row per finished job. The reference training is the user's real setting:
+    28x28, the whole TRAIN split minus a fixed stratified validation part of 10,000 images
+    (seed 0; the test split is never read), the project's retrain recipe
+    (``nas.retrain.retrain_recipe``: SGD-Nesterov, warm-up + cosine, label smoothing, EMA)
+    with ``--epochs`` epochs and its schedule compressed to them, one thread per process.
+
+    Several processes (``--workers N``, or the command started on several machines sharing
+    the folder) fill the table at once: a job is claimed by creating its claim file
+    exclusively, rows are appended under a file lock, and a claim whose process has died is
+    taken over. A killed job resumes from its per-epoch checkpoint in ``ground_truth/.work/``
+    (never committed); a finished job is never trained twice.
+
+    python benchmarks/ground_truth.py select
+    python benchmarks/ground_truth.py run --workers 2          # in the background, hours
+    python benchmarks/ground_truth.py status
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime as dt
+import fcntl
+import hashlib
+import math
+import os
+import platform
+import random
+import socket
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _machine import cpu_model  # noqa: E402
+
+FOLDER = Path(__file__).resolve().parent / "ground_truth"
+GENOTYPES_CSV = FOLDER / "mdconv-genotypes.csv"
+TABLE_CSV = FOLDER / "mdconv-fashion-mnist.csv"
+WORK = FOLDER / ".work"  # claims and checkpoints: local, never committed
+
+SPACE = "mdconv"
+DATASET = "fashion-mnist"
+RESOLUTION = 28
+VAL_SIZE = 10_000
+SPLIT_SEED = 0
+DEFAULT_EPOCHS = 3
+
+BANDS = (2.0, 4.0, 8.0, 16.0)
+TOLERANCE = 0.10
+PER_BAND = 8
+POOL = 40  # accepted draws per band before the weighted choice of PER_BAND
+MAX_DRAWS = 2500
+SELECT_SEED = 2026
+#: How strongly the proposal favours cheap options per band; 0 is the plain uniform draw.
+#: Only changes how fast the pool fills: the importance weights undo it.
+TILT = {2.0: 6.0, 4.0: 2.5, 8.0: 0.7, 16.0: 0.0}
+#: Cost-setting decisions (by the suffix of their name in Space._draw), tilted in the proposal.
+COST_DECISIONS = (".depth", ".width", ".expansion", ".type", "stem.channels", "head.channels")
+#: Decisions whose options are not numbers, in increasing cost.
+COST_ORDER = {"ds": 0, "ir": 1}
+NOISE_GENOTYPES_PER_BAND = 2
+NOISE_SEEDS = (1, 2)
+CEILING_SEED = 1
+BASELINES = ("mobilenetv2-3x3", "mixnet-s")
+FRONT_RUN = ROOT / "results" / "reference"
+
+JOB_COLUMNS = ["job", "genotype", "band", "role", "seed", "mflops", "params", "draw_weight"]
+TABLE_COLUMNS = [
+    "job", "genotype", "band", "role", "mflops", "params", "seed", "epochs", "resolution",
+    "train_images", "val_images", "val_accuracy", "val_loss", "train_loss", "seconds", "cpu_seconds",
+    "threads", "images_per_s", "machine", "commit", "torch", "finished",
+]
+
+
+# ------------------------------------------------------------------------ selection
+
+
+def _cost_rank(options) -> list[int]:
+    keyed = [COST_ORDER.get(o, o) if isinstance(o, str) else o for o in options]
+    order = sorted(range(len(options)), key=lambda i: keyed[i])
+    ranks = [0] * len(options)
+    for rank, i in enumerate(order):
+        ranks[i] = rank
+    return ranks
+
+
+def tilted_draw(space, tilt: float, rng: random.Random):
+    """One architecture from the tilted proposal, with its log importance weight log(p/q)."""
+    log_weight = 0.0
+
+    def choose(name: str, options):
+        nonlocal log_weight
+        n = len(options)
+        if tilt > 0 and name.endswith(COST_DECISIONS):
+            ranks = _cost_rank(options)
+            q = [math.exp(-tilt * r / (n - 1)) for r in ranks]
+            total = sum(q)
+            q = [x / total for x in q]
+        else:
+            q = [1.0 / n] * n
+        k = rng.choices(range(n), weights=q)[0]
+        log_weight += math.log(1.0 / n) - math.log(q[k])
+        return options[k]
+
+    return space._draw(choose), log_weight
+
+
+def draw_band(space, centre: float, seed: int, log=print) -> list[dict]:
+    """PER_BAND genotypes, uniform over the space restricted to ``centre`` +- TOLERANCE MFLOPs."""
+    from evaluators.cost import measure_cost
+
+    rng = random.Random(f"{seed}-{centre}")
+    lo, hi = centre * (1 - TOLERANCE), centre * (1 + TOLERANCE)
+    pool: dict[str, tuple[float, float, int]] = {}
+    draws = 0
+    while len(pool) < POOL and draws < MAX_DRAWS:
+        arch, log_weight = tilted_draw(space, TILT[centre], rng)
+        draws += 1
+        text = str(arch)
+        if text in pool:
+            continue
+        cost = measure_cost(text, space.input_channels, space.input_size, 10)
+        if lo <= cost.mflops <= hi:
+            pool[text] = (cost.mflops, log_weight, cost.params)
+    log(f"  band {centre:g} MFLOPs: {len(pool)} accepted of {draws} draws (tilt {TILT[centre]})")
+    if len(pool) < PER_BAND:
+        raise SystemExit(f"band {centre:g}: only {len(pool)} genotypes within +-{TOLERANCE:.0%} after {draws} draws")
+    # weighted sampling without replacement (Efraimidis-Spirakis keys u^(1/w))
+    top = max(lw for _, lw, _ in pool.values())
+    keys = []
+    for text, (mflops, lw, params) in sorted(pool.items()):
+        w = math.exp(lw - top)
+        keys.append((rng.random() ** (1.0 / w) if w > 0 else 0.0, text, mflops, params, w))
+    keys.sort(reverse=True)
+    return [
+        {"genotype": t, "band": f"{centre:g}", "mflops": f"{m:.4f}", "params": p, "draw_weight": f"{w:.4g}"}
+        for _, t, m, p, w in keys[:PER_BAND]
+    ]
+
+
+def extra_genotypes() -> list[dict]:
+    """The reference run's front and the hand-designed baselines, at 28x28x1."""
+    import nas
+    from evaluators.cost import measure_cost
+
+    rows = []
+    if (FRONT_RUN / "study.db").is_file():
+        for arch in nas.load_run(str(FRONT_RUN)).pareto.sort_values("mflops").arch:
+            rows.append({"genotype": str(arch), "band": "", "role": "front"})
+    for name in BASELINES:
+        rows.append({"genotype": str(nas.load_space(name).sample(0)), "band": "", "role": f"baseline:{name}"})
+    for row in rows:
+        cost = measure_cost(row["genotype"], 1, RESOLUTION, 10)
+        row.update(mflops=f"{cost.mflops:.4f}", params=cost.params, draw_weight="")
+    return rows
+
+
+def job_id(genotype: str, seed: int) -> str:
+    return hashlib.sha1(f"{genotype}|{seed}".encode()).hexdigest()[:12]
+
+
+def select(args) -> None:
+    import nas
+
+    space = nas.load_space(SPACE)
+    bands = {centre: draw_band(space, centre, args.seed) for centre in BANDS}
+    jobs: list[dict] = []
+
+    def add(row: dict, role: str, seed: int) -> None:
+        jobs.append({**row, "role": row.get("role") or role, "seed": seed, "job": job_id(row["genotype"], seed)})
+
+    # Order = run order: every band genotype once (dearest band first: it costs most), the
+    # baselines and the front, then the ceiling band's second seed, then the noise seeds.
+    for centre in sorted(BANDS, reverse=True):
+        for row in bands[centre]:
+            add(row, "band", 0)
+    for row in extra_genotypes():
+        add(row, row["role"], 0)
+    ceiling = min(BANDS)
+    for row in bands[ceiling]:
+        add(row, "band", CEILING_SEED)
+    for centre in BANDS:
+        for row in bands[centre][:NOISE_GENOTYPES_PER_BAND]:
+            for seed in NOISE_SEEDS:
+                if not any(j["job"] == job_id(row["genotype"], seed) for j in jobs):
+                    add(row, "band", seed)
+    FOLDER.mkdir(parents=True, exist_ok=True)
+    tmp = GENOTYPES_CSV.with_suffix(".tmp")
+    with tmp.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=JOB_COLUMNS)
+        writer.writeheader()
+        for job in jobs:
+            writer.writerow({k: job.get(k, "") for k in JOB_COLUMNS})
+    os.replace(tmp, GENOTYPES_CSV)
+    print(f"{GENOTYPES_CSV.relative_to(ROOT)}: {len(jobs)} jobs, "
+          f"{len({j['genotype'] for j in jobs})} genotypes")
+
+
+# ------------------------------------------------------------------------ the table
+
+
+def read_jobs() -> list[dict]:
+    if not GENOTYPES_CSV.is_file():
+        raise SystemExit(f"{GENOTYPES_CSV}: missing; run `python benchmarks/ground_truth.py select` first")
+    with GENOTYPES_CSV.open(newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def read_table(path: Path = TABLE_CSV) -> list[dict]:
+    if not path.is_file():
+        return []
+    with path.open(newline="") as fh:
+        return [row for row in csv.DictReader(fh) if row.get("job")]
+
+
+@contextmanager
+def locked(path: Path) -> Iterator[None]:
+    """An exclusive advisory lock on ``path`` (created if missing), across processes."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def append_row(row: dict, path: Path = TABLE_CSV) -> bool:
+    """Append ``row`` unless its job is already there; False if it was. Safe across processes."""
+    with locked(path.with_name(path.name + ".lock")):
+        if any(_key(r) == _key(row) for r in read_table(path)):
+            return False
+        new = not path.is_file() or path.stat().st_size == 0
+        with path.open("a", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=TABLE_COLUMNS, lineterminator="\n")
+            if new:
+                writer.writeheader()
+            writer.writerow({k: row.get(k, "") for k in TABLE_COLUMNS})
+            fh.flush()
+            os.fsync(fh.fileno())
+        return True
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def claim(job: str, work: Path = WORK) -> bool:
+    """Claim ``job`` for this process: create its claim file exclusively; take over a claim
+    whose process (on this host) is gone. Claims on other hosts are respected."""
+    path = work / "claims" / f"{job}.claim"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    me = f"{socket.gethostname()} {os.getpid()}\n"
+    with locked(work / "claims.lock"):
+        if path.exists():
+            try:
+                host, pid = path.read_text().split()
+                if host != socket.gethostname() or _alive(int(pid)):
+                    return False
+            except ValueError:
+                pass  # a claim torn by a crash: take it over
+        path.write_text(me)
+        return True
+
+
+def release(job: str, work: Path = WORK) -> None:
+    (work / "claims" / f"{job}.claim").unlink(missing_ok=True)
+
+
+def commit_id() -> str:
+    try:
+        out = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short=10", "HEAD"],
+                             capture_output=True, text=True, timeout=10)
+        dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no", "nas", "evaluators"],
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        return out.stdout.strip() + ("+dirty" if dirty else "") if out.returncode == 0 else "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def machine() -> str:
+    return f"{cpu_model()} x{os.cpu_count()} {platform.machine()}"
+
+
+# ------------------------------------------------------------------------ training
+
+
+@dataclass(frozen=True)
+class Reference:
+    """The reference training's settings (what the ``epochs`` etc. columns record)."""
+
+    epochs: int = DEFAULT_EPOCHS
+    threads: int = 1
+    device: str = "cpu"
+
+
+def load_reference_data():
+    """(train, val): the TRAIN split minus a fixed stratified validation part of VAL_SIZE."""
+    from nas.data import load_dataset
+    from nas.data.split import split_train_val
+
+    dataset = load_dataset(DATASET)
+    train, val = split_train_val(dataset, val_size=VAL_SIZE, seed=SPLIT_SEED)
+    return dataset, train, val
+
+
+def train_job(job: dict, settings: Reference, data, work: Path = WORK) -> dict:
+    """Train one (genotype, seed) stand-alone; the table row."""
+    import torch
+
+    import nas
+    from nas.retrain import RetrainOptions, retrain_recipe
+    from nas.training import Trainer
+
+    dataset, train, val = data
+    seed = int(job["seed"])
+    recipe = retrain_recipe(dataset.name, RetrainOptions(epochs=settings.epochs))
+    torch.manual_seed(seed)
+    model = nas.build(job["genotype"], num_classes=dataset.num_classes, in_chans=dataset.in_chans)
+    checkpoint = work / "checkpoints" / f"{job['job']}-e{settings.epochs}.pt"
+    checkpoint.parent.mkdir(parents=True, exist_ok=True)
+    trainer = Trainer(model, train, val, recipe, settings.device, seed, threads=settings.threads,
+                      checkpoint=checkpoint, eval_epochs=[settings.epochs])
+    wall0, cpu0 = time.perf_counter(), time.process_time()
+    last = None
+    for last in trainer.epochs():
+        print(f"    [{job['job']}] epoch {last.epoch}/{last.epochs} loss {last.train_loss:.4f} "
+              f"{last.images_per_s:,.0f} img/s", flush=True)
+    if last is None:  # every epoch was in the checkpoint: only the evaluation is left
+        from nas.training import evaluate
+
+        ev = evaluate(model, val, trainer.device, batch_size=recipe.eval_batch_size)
+        last_loss, val_acc, val_loss = trainer.history[-1].train_loss, ev.accuracy, ev.loss
+    else:
+        last_loss, val_acc, val_loss = last.train_loss, last.val_accuracy, last.val_loss
+    seconds = sum(r.seconds for r in trainer.history)
+    train_images = len(train)
+    return {
+        **{k: job[k] for k in ("job", "genotype", "band", "role", "mflops", "params", "seed")},
+        "epochs": settings.epochs,
+        "resolution": RESOLUTION,
+        "train_images": train_images,
+        "val_images": len(val),
+        "val_accuracy": f"{val_acc:.6f}",
+        "val_loss": f"{val_loss:.6f}",
+        "train_loss": f"{last_loss:.6f}",
+        "seconds": f"{seconds:.1f}",
+        "cpu_seconds": f"{time.process_time() - cpu0:.1f}",
+        "threads": settings.threads,
+        "images_per_s": f"{settings.epochs * trainer.steps_per_epoch * trainer.batch_size / max(seconds, 1e-9):.0f}",
+        "machine": machine(),
+        "commit": commit_id(),
+        "torch": torch.__version__,
+        "finished": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "_wall": time.perf_counter() - wall0,
+    }
+
+
+def _key(row: dict) -> tuple[str, int]:
+    return row["job"], int(row["epochs"])
+
+
+def pending(jobs: list[dict], epochs: int, table: Path = TABLE_CSV) -> list[dict]:
+    """The jobs without a row at ``epochs`` epochs, in order."""
+    done = {_key(r) for r in read_table(table)}
+    return [j for j in jobs if (j["job"], epochs) not in done]
+
+
+def worker(settings: Reference, limit: int | None = None, table: Path = TABLE_CSV, work: Path = WORK,
+           jobs: list[dict] | None = None) -> int:
+    """Train pending jobs in order until none is left (or ``limit`` done); returns rows appended."""
+    jobs = read_jobs() if jobs is None else jobs
+    data = None
+    appended = 0
+    while limit is None or appended < limit:
+        job = next((j for j in pending(jobs, settings.epochs, table) if claim(j["job"], work)), None)
+        if job is None:
+            break
+        try:
+            if (job["job"], settings.epochs) not in {_key(r) for r in read_table(table)}:  # done meanwhile?
+                if data is None:
+                    import nas
+
+                    data = load_reference_data()
+                    print(f"[{os.getpid()}] nas from {Path(nas.__file__).parent}, commit {commit_id()}", flush=True)
+                print(f"[{os.getpid()}] {job['role']} band {job['band'] or '-'} seed {job['seed']} "
+                      f"{float(job['mflops']):.2f} MFLOPs: {job['genotype']}", flush=True)
+                row = train_job(job, settings, data, work)
+                if append_row(row, table):
+                    appended += 1
+                    print(f"[{os.getpid()}] done {job['job']}: {float(row['val_accuracy']):.2%} in "
+                          f"{row['seconds']} s", flush=True)
+                (work / "checkpoints" / f"{job['job']}-e{settings.epochs}.pt").unlink(missing_ok=True)
+        finally:
+            release(job["job"], work)
+    return appended
+
+
+def _worker_main(epochs: int) -> int:
+    return worker(Reference(epochs=epochs))
+
+
+def run(args) -> None:
+    if args.workers <= 1:
+        worker(Reference(epochs=args.epochs), limit=args.limit)
+        return
+    from concurrent.futures import ProcessPoolExecutor
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=args.workers, mp_context=ctx) as pool:
+        total = sum(pool.map(_worker_main, [args.epochs] * args.workers))
+    print(f"{total} rows appended")
+
+
+def status(args) -> None:
+    jobs = read_jobs()
+    rows = read_table()
+    left = pending(jobs, args.epochs)
+    print(f"{len(rows)} rows in {TABLE_CSV.relative_to(ROOT)}; {len(left)} of {len(jobs)} jobs pending")
+    for j in left:
+        print(f"  {j['role']:<24} band {j['band'] or '-':>3} seed {j['seed']} {float(j['mflops']):6.2f} MFLOPs  {j['job']}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("select", help="choose the genotypes (writes the job list)")
+    p.add_argument("--seed", type=int, default=SELECT_SEED)
+    p.set_defaults(func=select)
+    p = sub.add_parser("run", help="train the pending jobs, appending rows to the table")
+    p.add_argument("--epochs", type=int, default=DEFAULT_EPOCHS)
+    p.add_argument("--workers", type=int, default=1, help="processes, one thread each (one per core)")
+    p.add_argument("--limit", type=int, help="stop after this many rows (one worker)")
+    p.set_defaults(func=run)
+    p = sub.add_parser("status", help="rows done and jobs pending")
+    p.add_argument("--epochs", type=int, default=DEFAULT_EPOCHS)
+    p.set_defaults(func=status)
+    args = parser.parse_args()
+    args.func(args)
+
+
+if __name__ == "__main__":
+    main()
