@@ -221,18 +221,26 @@ def select(args) -> None:
                 if not any(j["job"] == job_id(row["genotype"], seed) for j in jobs):
                     add(row, "band", seed)
     FOLDER.mkdir(parents=True, exist_ok=True)
-    tmp = GENOTYPES_CSV.with_suffix(".tmp")
-    with tmp.open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=JOB_COLUMNS)
-        writer.writeheader()
-        for job in jobs:
-            writer.writerow({k: job.get(k, "") for k in JOB_COLUMNS})
-    os.replace(tmp, GENOTYPES_CSV)
+    atomic_csv(GENOTYPES_CSV, JOB_COLUMNS, jobs)
     print(f"{GENOTYPES_CSV.relative_to(ROOT)}: {len(jobs)} jobs, "
           f"{len({j['genotype'] for j in jobs})} genotypes")
 
 
 # ------------------------------------------------------------------------ the table
+
+
+def atomic_csv(path: Path, columns: list[str], rows: list[dict]) -> None:
+    """Write a whole CSV file atomically (a reader never sees half of it)."""
+    import io
+
+    from nas.atomic import write_atomic
+
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: row.get(k, "") for k in columns})
+    write_atomic(path, buffer.getvalue())
 
 
 def read_jobs() -> list[dict]:
@@ -409,10 +417,12 @@ def pending(jobs: list[dict], epochs: int, table: Path = TABLE_CSV) -> list[dict
 
 
 def worker(settings: Reference, limit: int | None = None, table: Path = TABLE_CSV, work: Path = WORK,
-           jobs: list[dict] | None = None) -> int:
-    """Train pending jobs in order until none is left (or ``limit`` done); returns rows appended."""
+           jobs: list[dict] | None = None, data=None) -> int:
+    """Train pending jobs in order until none is left (or ``limit`` done); returns rows appended.
+
+    ``jobs`` and ``data`` (dataset, train, val) default to the job list and the reference
+    data; the tests give small ones."""
     jobs = read_jobs() if jobs is None else jobs
-    data = None
     appended = 0
     while limit is None or appended < limit:
         job = next((j for j in pending(jobs, settings.epochs, table) if claim(j["job"], work)), None)

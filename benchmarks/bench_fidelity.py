@@ -1,0 +1,395 @@
+"""Fidelity: how well does a predictor rank genotypes like their stand-alone training does?
+
+The yardstick is the ground-truth table (``benchmarks/ground_truth.py``: every genotype
+trained stand-alone on the full TRAIN split at 28x28). This benchmark never trains a
+reference; it reads whatever rows exist. A *predictor* maps genotypes to scores (higher =
+predicted more accurate); each one is reported with 90 % bootstrap intervals on:
+
+- Kendall tau and Spearman rho over all genotypes of the table;
+- mean Kendall tau *within cost bands* (where FLOPs alone tell nothing), beside the ceiling
+  that the table's own seed-to-seed agreement sets there (tau between two trainings of the
+  same genotypes that differ only in the seed);
+- regret: per band, how many accuracy points the predictor's top pick lies below the
+  band's true best (mean over bands), and the share of each band's true top-3 that the
+  predictor's top-3 recovers;
+- the predictor's cost in CPU seconds per genotype.
+
+The truth of a genotype is its seed-0 accuracy (every genotype has one), so predictors and
+the seed-to-seed ceiling are compared against the same single training. Bootstrap: genotypes
+are resampled with replacement within each band (all genotypes for the overall figures),
+2000 times.
+
+Built-in predictors: ``mflops``, ``params`` (fvcore multiply-adds, parameter count) and the
+scratch proxy of the search at its default and two other settings (``proxy-default``: the
+search's ``ProxyConfig()``, 2000 images x 9 epochs at 14x14; ``proxy-short``: 2000 x 3 at
+14x14; ``proxy-full-res``: 4000 x 3 at 28x28). Any other predictor plugs in as
+``--predictor NAME=module:function``, where ``function(genotypes: list[str]) -> list[float]``
+(the supernet of issue 12 is meant to come in this way). Scores are cached per predictor in
+``benchmarks/ground_truth/predictions/NAME.csv`` (committed: small), so a later run pays only
+for new genotypes; ``--fresh`` recomputes them.
+
+    python benchmarks/bench_fidelity.py                               # mflops, params, cached proxies
+    python benchmarks/bench_fidelity.py --predictors mflops,params,proxy-default,proxy-short,proxy-full-res --workers 2
+    python benchmarks/bench_fidelity.py --predictor supernet=nas.supernet.fidelity:score
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import importlib
+import math
+import random
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _machine import print_machine  # noqa: E402
+from ground_truth import FOLDER, TABLE_CSV, atomic_csv, commit_id, read_table  # noqa: E402
+
+PREDICTIONS = FOLDER / "predictions"
+BOOTSTRAP = 2000
+TOP = 3
+
+#: The scratch-proxy settings: ProxyConfig field changes from the search's default.
+PROXY_SETTINGS: dict[str, dict] = {
+    "proxy-default": {},
+    "proxy-short": {"epochs": 3},
+    "proxy-full-res": {"train_size": 4000, "epochs": 3, "resolution": None},
+}
+
+
+# ------------------------------------------------------------------------ predictors
+
+
+@dataclass(frozen=True)
+class Predictor:
+    """A way to score genotypes. Built-in ones score one genotype at a time through
+    :func:`score_genotype` (``kind``, ``settings``), so they can run one per process;
+    a plug-in scores the whole list in one call (``score_all``)."""
+
+    name: str
+    describe: str
+    kind: str = ""
+    settings: tuple = ()
+    score_all: Callable[[list[str]], list[float]] | None = None
+
+
+def score_genotype(kind: str, settings: tuple, genotype: str) -> float:
+    """One built-in predictor's score of one genotype (module level: runs in worker processes)."""
+    if kind in ("mflops", "params"):
+        from evaluators.cost import measure_cost
+
+        cost = measure_cost(genotype, 1, 28, 10)
+        return float(cost.mflops if kind == "mflops" else cost.params)
+    if kind == "proxy":
+        import torch
+        from dataclasses import replace
+
+        from evaluators.proxy import ProxyConfig, prepare_proxy_data, proxy_train
+
+        torch.set_num_threads(1)
+        config = replace(ProxyConfig(), **dict(settings))
+        data = prepare_proxy_data(config)
+        last = None
+        for last in proxy_train(genotype, data, config, device="cpu", seed=0, threads=1):
+            pass
+        return float(last.val_accuracy)
+    raise ValueError(f"unknown predictor kind {kind!r}")
+
+
+def builtin_predictors() -> dict[str, Predictor]:
+    found = {
+        "mflops": Predictor("mflops", "fvcore multiply-adds at 28x28 (bigger = better)", "mflops"),
+        "params": Predictor("params", "trainable parameters (bigger = better)", "params"),
+    }
+    for name, changes in PROXY_SETTINGS.items():
+        found[name] = Predictor(name, f"scratch proxy, ProxyConfig() with {changes or 'no changes'}, seed 0",
+                                "proxy", tuple(sorted(changes.items())))
+    return found
+
+
+def plugin_predictor(spec: str) -> Predictor:
+    """``NAME=module:function`` -> a predictor scoring all genotypes in one call."""
+    name, sep, target = spec.partition("=")
+    module_name, colon, attr = target.partition(":")
+    if not (sep and colon and name and module_name and attr):
+        raise SystemExit(f"--predictor {spec!r}: expected NAME=module:function")
+    try:
+        function = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as exc:
+        raise SystemExit(f"--predictor {spec!r}: cannot load {target}: {exc}") from None
+    return Predictor(name, f"{target}(genotypes)", score_all=function)
+
+
+def _timed(job: tuple[str, tuple, str]) -> tuple[str, float, float]:
+    kind, settings, genotype = job
+    start = time.process_time()
+    value = score_genotype(kind, settings, genotype)
+    return genotype, value, time.process_time() - start
+
+
+def predictions(predictor: Predictor, genotypes: Sequence[str], workers: int, fresh: bool) -> dict[str, tuple[float, float]]:
+    """genotype -> (score, CPU seconds), from the cache where present; new scores are cached."""
+    path = PREDICTIONS / f"{predictor.name}.csv"
+    cached: dict[str, tuple[float, float]] = {}
+    if path.is_file() and not fresh:
+        with path.open(newline="") as fh:
+            cached = {r["genotype"]: (float(r["score"]), float(r["cpu_seconds"])) for r in csv.DictReader(fh)}
+    missing = [g for g in genotypes if g not in cached]
+    if missing:
+        print(f"  {predictor.name}: scoring {len(missing)} genotypes ({len(cached)} cached)", flush=True)
+        if predictor.score_all is not None:
+            start = time.process_time()
+            scores = predictor.score_all(list(missing))
+            each = (time.process_time() - start) / len(missing)
+            new = {g: (float(s), each) for g, s in zip(missing, scores)}
+        else:
+            jobs = [(predictor.kind, predictor.settings, g) for g in missing]
+            if workers > 1:
+                with ProcessPoolExecutor(max_workers=workers) as pool:
+                    new = {g: (v, c) for g, v, c in pool.map(_timed, jobs)}
+            else:
+                new = {g: (v, c) for g, v, c in map(_timed, jobs)}
+        cached.update(new)
+        PREDICTIONS.mkdir(parents=True, exist_ok=True)
+        atomic_csv(path, ["genotype", "score", "cpu_seconds", "commit"],
+                   [{"genotype": g, "score": repr(s), "cpu_seconds": f"{c:.3f}", "commit": commit_id()}
+                    for g, (s, c) in sorted(cached.items())])
+    return {g: cached[g] for g in genotypes}
+
+
+# ------------------------------------------------------------------------ the truth
+
+
+@dataclass(frozen=True)
+class Truth:
+    """The table, per genotype: seed-0 accuracy, band ('' for the extra rows), all seeds."""
+
+    accuracy: dict[str, float]
+    band: dict[str, str]
+    seeds: dict[str, dict[int, float]]
+
+    @property
+    def genotypes(self) -> list[str]:
+        return sorted(self.accuracy)
+
+    def bands(self) -> dict[str, list[str]]:
+        out: dict[str, list[str]] = {}
+        for g in self.genotypes:
+            if self.band[g]:
+                out.setdefault(self.band[g], []).append(g)
+        return dict(sorted(out.items(), key=lambda kv: float(kv[0])))
+
+
+def load_truth(path: Path = TABLE_CSV, epochs: int | None = None) -> Truth:
+    rows = read_table(path)
+    if epochs is None and rows:
+        epochs = max(int(r["epochs"]) for r in rows)
+    seeds: dict[str, dict[int, float]] = {}
+    band: dict[str, str] = {}
+    for r in rows:
+        if int(r["epochs"]) != epochs:
+            continue
+        seeds.setdefault(r["genotype"], {})[int(r["seed"])] = float(r["val_accuracy"])
+        band[r["genotype"]] = r["band"]
+    accuracy = {g: s[0] for g, s in seeds.items() if 0 in s}
+    return Truth(accuracy, {g: band[g] for g in accuracy}, {g: seeds[g] for g in accuracy})
+
+
+# ------------------------------------------------------------------------ metrics
+
+
+def kendall(x: Sequence[float], y: Sequence[float]) -> float:
+    from scipy.stats import kendalltau
+
+    return float(kendalltau(x, y).statistic) if len(set(x)) > 1 and len(set(y)) > 1 else float("nan")
+
+
+def spearman(x: Sequence[float], y: Sequence[float]) -> float:
+    from scipy.stats import spearmanr
+
+    return float(spearmanr(x, y).statistic) if len(set(x)) > 1 and len(set(y)) > 1 else float("nan")
+
+
+def _nanmean(values: Sequence[float]) -> float:
+    kept = [v for v in values if not math.isnan(v)]
+    return sum(kept) / len(kept) if kept else float("nan")
+
+
+def top(genotypes: Sequence[str], key: dict[str, float], k: int) -> list[str]:
+    """The k genotypes with the highest key; ties broken by the genotype string (stable)."""
+    return sorted(genotypes, key=lambda g: (-key[g], g))[:k]
+
+
+def band_metrics(members: Sequence[str], score: dict[str, float], truth: dict[str, float]) -> tuple[float, float, float]:
+    """(Kendall tau, regret in points, top-3 recovery) of one band's members (may repeat)."""
+    tau = kendall([score[g] for g in members], [truth[g] for g in members])
+    distinct = sorted(set(members))
+    best = max(truth[g] for g in distinct)
+    regret = 100.0 * (best - truth[top(distinct, score, 1)[0]])
+    k = min(TOP, len(distinct))
+    recovered = len(set(top(distinct, score, k)) & set(top(distinct, truth, k))) / k
+    return tau, regret, recovered
+
+
+def metrics(groups: dict[str, list[str]], everyone: list[str], score: dict[str, float], truth: dict[str, float]) -> dict[str, float]:
+    per_band = [band_metrics(m, score, truth) for m in groups.values()]
+    return {
+        "tau": kendall([score[g] for g in everyone], [truth[g] for g in everyone]),
+        "rho": spearman([score[g] for g in everyone], [truth[g] for g in everyone]),
+        "band_tau": _nanmean([b[0] for b in per_band]),
+        "regret": _nanmean([b[1] for b in per_band]),
+        "top3": _nanmean([b[2] for b in per_band]),
+    }
+
+
+def bootstrap(groups: dict[str, list[str]], everyone: list[str], score: dict[str, float], truth: dict[str, float],
+              rounds: int = BOOTSTRAP, seed: int = 0) -> dict[str, tuple[float, float]]:
+    """90 % percentile intervals of :func:`metrics` (genotypes resampled within each band)."""
+    rng = random.Random(seed)
+    samples: dict[str, list[float]] = {}
+    for _ in range(rounds):
+        g2 = {b: rng.choices(m, k=len(m)) for b, m in groups.items()}
+        e2 = rng.choices(everyone, k=len(everyone))
+        for name, value in metrics(g2, e2, score, truth).items():
+            if not math.isnan(value):
+                samples.setdefault(name, []).append(value)
+    out = {}
+    for name, values in samples.items():
+        values.sort()
+        out[name] = (values[int(0.05 * (len(values) - 1))], values[int(0.95 * (len(values) - 1))])
+    return out
+
+
+def seed_ceiling(truth: Truth, rounds: int = BOOTSTRAP) -> dict[str, tuple[float, tuple[float, float], int]]:
+    """Per band with >= 3 genotypes trained with seeds 0 and 1: tau(seed 0, seed 1), interval, n."""
+    out = {}
+    rng = random.Random(1)
+    for band, members in truth.bands().items():
+        paired = [g for g in members if 1 in truth.seeds[g]]
+        if len(paired) < 3:
+            continue
+        s0 = {g: truth.seeds[g][0] for g in paired}
+        s1 = {g: truth.seeds[g][1] for g in paired}
+        value = kendall([s1[g] for g in paired], [s0[g] for g in paired])
+        boots = []
+        for _ in range(rounds):
+            m = rng.choices(paired, k=len(paired))
+            v = kendall([s1[g] for g in m], [s0[g] for g in m])
+            if not math.isnan(v):
+                boots.append(v)
+        boots.sort()
+        interval = (boots[int(0.05 * (len(boots) - 1))], boots[int(0.95 * (len(boots) - 1))]) if boots else (math.nan, math.nan)
+        out[band] = (value, interval, len(paired))
+    return out
+
+
+# ------------------------------------------------------------------------ report
+
+
+def noise_table(truth: Truth) -> list[str]:
+    lines = ["| band (MFLOPs) | genotypes | accuracy range, seed 0 | std over genotypes | genotypes with >= 2 seeds | "
+             "mean seed-to-seed std | max seed-to-seed range |", "|---|---:|---:|---:|---:|---:|---:|"]
+    groups = dict(truth.bands())
+    extras = [g for g in truth.genotypes if not truth.band[g]]
+    if extras:
+        groups["front + baselines"] = extras
+    for band, members in groups.items():
+        accs = [truth.accuracy[g] for g in members]
+        multi = [list(truth.seeds[g].values()) for g in members if len(truth.seeds[g]) >= 2]
+        stds = [_std(v) for v in multi]
+        ranges = [max(v) - min(v) for v in multi]
+        lines.append(
+            f"| {band} | {len(members)} | {100 * min(accs):.2f}-{100 * max(accs):.2f}% | {100 * _std(accs):.2f} | {len(multi)} | "
+            + (f"{100 * sum(stds) / len(stds):.2f} | {100 * max(ranges):.2f} |" if multi else "- | - |")
+        )
+    return lines
+
+
+def _std(values: Sequence[float]) -> float:
+    if len(values) < 2:
+        return 0.0
+    mean = sum(values) / len(values)
+    return math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
+
+
+def _fmt(value: float, interval: tuple[float, float] | None, digits: int = 2, pct: bool = False) -> str:
+    if math.isnan(value):
+        return "-"
+    scale, unit = (100.0, "%") if pct else (1.0, "")
+    text = f"{scale * value:.{digits}f}{unit}"
+    if interval is not None:
+        text += f" [{scale * interval[0]:.{digits}f}, {scale * interval[1]:.{digits}f}]"
+    return text
+
+
+def report(truth: Truth, scored: dict[str, dict[str, tuple[float, float]]], describe: dict[str, str]) -> list[str]:
+    groups = {b: m for b, m in truth.bands().items() if len(m) >= 3}
+    everyone = truth.genotypes
+    ceiling = seed_ceiling(truth)
+    ceiling_text = "; ".join(f"band {b}: {_fmt(v, i)} (n={n})" for b, (v, i, n) in ceiling.items()) or "not measured yet"
+    lines = [
+        f"{len(everyone)} genotypes ({sum(len(s) for s in truth.seeds.values())} rows), "
+        f"bands with >= 3 genotypes: {', '.join(f'{b} ({len(m)})' for b, m in groups.items())}",
+        f"seed-to-seed within-band tau (the ceiling): {ceiling_text}",
+        "",
+        "| predictor | Kendall tau, all | Spearman rho, all | mean tau within bands | regret, points | top-3 recovered | CPU s / genotype |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    if ceiling:
+        value = _nanmean([v for v, _, _ in ceiling.values()])
+        lines.append(f"| *seed-to-seed (ceiling)* | - | - | {value:.2f} | - | - | - |")
+    for name, values in scored.items():
+        score = {g: v[0] for g, v in values.items()}
+        cpu = sum(v[1] for v in values.values()) / len(values)
+        point = metrics(groups, everyone, score, truth.accuracy)
+        ci = bootstrap(groups, everyone, score, truth.accuracy)
+        lines.append(
+            f"| {name} | {_fmt(point['tau'], ci.get('tau'))} | {_fmt(point['rho'], ci.get('rho'))} | "
+            f"{_fmt(point['band_tau'], ci.get('band_tau'))} | {_fmt(point['regret'], ci.get('regret'))} | "
+            f"{_fmt(point['top3'], ci.get('top3'), 0, pct=True)} | {cpu:.2f} |"
+        )
+    lines += ["", "predictors:"] + [f"- {n}: {describe[n]}" for n in scored]
+    lines += ["", "noise floor (the table's own spread):", ""] + noise_table(truth)
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--table", type=Path, default=TABLE_CSV)
+    parser.add_argument("--epochs", type=int, help="reference epochs to use (default: the largest in the table)")
+    parser.add_argument("--predictors", default="mflops,params,cached",
+                        help="comma list of built-in predictors; 'cached' adds every proxy with a cache file")
+    parser.add_argument("--predictor", action="append", default=[], metavar="NAME=module:function",
+                        help="a plug-in predictor (repeatable)")
+    parser.add_argument("--workers", type=int, default=1, help="processes for per-genotype predictors (one thread each)")
+    parser.add_argument("--fresh", action="store_true", help="recompute cached scores")
+    args = parser.parse_args()
+
+    print_machine()
+    truth = load_truth(args.table, args.epochs)
+    if len(truth.genotypes) < 3:
+        raise SystemExit(f"{args.table}: {len(truth.genotypes)} genotypes with a seed-0 row; need at least 3")
+    available = builtin_predictors()
+    names: list[str] = []
+    for token in (t.strip() for t in args.predictors.split(",") if t.strip()):
+        if token == "cached":
+            names += [n for n in PROXY_SETTINGS if (PREDICTIONS / f"{n}.csv").is_file() and n not in names]
+        elif token in available:
+            names.append(token)
+        else:
+            raise SystemExit(f"--predictors: unknown predictor {token!r}; built-in: {', '.join(available)}, cached")
+    chosen = [available[n] for n in dict.fromkeys(names)] + [plugin_predictor(s) for s in args.predictor]
+    scored = {p.name: predictions(p, truth.genotypes, args.workers, args.fresh) for p in chosen}
+    print("\n".join(report(truth, scored, {p.name: p.describe for p in chosen})))
+
+
+if __name__ == "__main__":
+    main()

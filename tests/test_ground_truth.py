@@ -1,0 +1,118 @@
+"""benchmarks/ground_truth.py: the table fills without losing or duplicating a row, from
+several processes at once, and a stopped worker's job is taken over and finished."""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import multiprocessing
+import os
+import socket
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ["stem c8 s1 | ds k3 c8 | head c0", "stem c8 s1 | ds k3.5 c8 se0.25 | head c0", "stem c8 s1 | ir k3 e3 c8 | head c0"]
+
+
+def _load():
+    spec = importlib.util.spec_from_file_location("ground_truth", ROOT / "benchmarks" / "ground_truth.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["ground_truth"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+gt = _load()
+
+
+def _jobs() -> list[dict]:
+    return [
+        {"job": gt.job_id(g, seed), "genotype": g, "band": "1", "role": "band", "seed": str(seed), "mflops": "0.01", "params": "1"}
+        for g in TINY for seed in (0, 1)
+    ]
+
+
+def _digits():
+    from nas.data import load_dataset, split_train_val
+
+    dataset = load_dataset("digits")
+    train, val = split_train_val(dataset, val_size=300, seed=0)
+    return dataset, train, val
+
+
+def _fill(table: str, work: str) -> int:
+    import torch
+
+    torch.set_num_threads(1)
+    return gt.worker(gt.Reference(epochs=1), table=Path(table), work=Path(work), jobs=_jobs(), data=_digits())
+
+
+def test_two_workers_fill_the_table_once_each_job(tmp_path):
+    table, work = tmp_path / "table.csv", tmp_path / "work"
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Pool(2) as pool:
+        appended = pool.starmap(_fill, [(str(table), str(work))] * 2)
+    rows = gt.read_table(table)
+    assert sum(appended) == len(_jobs()) == len(rows)
+    assert sorted(r["job"] for r in rows) == sorted(j["job"] for j in _jobs())
+    assert all(0.0 <= float(r["val_accuracy"]) <= 1.0 and r["epochs"] == "1" and r["val_images"] == "300" for r in rows)
+    assert not list((work / "claims").iterdir()), "claims are released"
+    # a second pass finds nothing to do
+    assert _fill(str(table), str(work)) == 0
+
+
+def _append(table: str, job: str) -> bool:
+    return gt.append_row({"job": job, "epochs": 3, "genotype": "g"}, Path(table))
+
+
+def test_concurrent_appends_keep_one_row_per_job(tmp_path):
+    table = tmp_path / "table.csv"
+    jobs = [f"job{i % 5}" for i in range(40)]
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Pool(8) as pool:
+        results = pool.starmap(_append, [(str(table), j) for j in jobs])
+    assert sum(results) == 5
+    with table.open(newline="") as fh:
+        assert sorted(r["job"] for r in csv.DictReader(fh)) == [f"job{i}" for i in range(5)]
+
+
+def test_claims_of_dead_processes_are_taken_over_live_ones_respected(tmp_path):
+    work = tmp_path / "work"
+    assert gt.claim("a", work)
+    assert not gt.claim("a", work), "our own live claim"
+    (work / "claims" / "a.claim").write_text(f"{socket.gethostname()} {os.getppid()}\n")  # a live process
+    assert not gt.claim("a", work)
+    dead = multiprocessing.get_context("fork").Process(target=lambda: None)
+    dead.start()
+    dead.join()
+    (work / "claims" / "a.claim").write_text(f"{socket.gethostname()} {dead.pid}\n")
+    assert gt.claim("a", work)
+    (work / "claims" / "b.claim").parent.mkdir(exist_ok=True)
+    (work / "claims" / "b.claim").write_text(f"another-host.example {dead.pid}\n")
+    assert not gt.claim("b", work), "a claim made on another machine is respected"
+
+
+def test_a_stopped_job_resumes_from_its_checkpoint(tmp_path):
+    table, work = tmp_path / "table.csv", tmp_path / "work"
+    job = _jobs()[0]
+    data = _digits()
+    settings = gt.Reference(epochs=2)
+    first = gt.train_job(job, settings, data, work)
+    checkpoint = work / "checkpoints" / f"{job['job']}-e2.pt"
+    assert checkpoint.is_file(), "the per-epoch checkpoint stays until the row is appended"
+    # a later process finds every epoch in the checkpoint: it only evaluates
+    again = gt.train_job(job, settings, data, work)
+    assert again["val_accuracy"] == first["val_accuracy"]
+    assert gt.worker(settings, table=table, work=work, jobs=[job], data=data) == 1
+    assert not checkpoint.exists()
+
+
+@pytest.mark.parametrize("epochs", [1, 2])
+def test_pending_counts_rows_at_the_same_epochs_only(tmp_path, epochs):
+    table = tmp_path / "table.csv"
+    jobs = _jobs()
+    gt.append_row({"job": jobs[0]["job"], "epochs": 1}, table)
+    assert len(gt.pending(jobs, epochs, table)) == len(jobs) - (epochs == 1)
