@@ -205,16 +205,18 @@ def select(args) -> None:
     def add(row: dict, role: str, seed: int) -> None:
         jobs.append({**row, "role": row.get("role") or role, "seed": seed, "job": job_id(row["genotype"], seed)})
 
-    # Order = run order: every band genotype once (dearest band first: it costs most), the
-    # baselines and the front, then the ceiling band's second seed, then the noise seeds.
-    for centre in sorted(BANDS, reverse=True):
-        for row in bands[centre]:
-            add(row, "band", 0)
+    # Order = run order, so that a table stopped at any point is as useful as it can be:
+    # round-robin over the bands (dearest first: the 16-MFLOPs rows cost most), each band
+    # genotype once and, in the ceiling band, twice; then the front and the baselines;
+    # then the noise seeds.
+    ceiling = min(BANDS)
+    for k in range(PER_BAND):
+        for centre in sorted(BANDS, reverse=True):
+            add(bands[centre][k], "band", 0)
+            if centre == ceiling:
+                add(bands[centre][k], "band", CEILING_SEED)
     for row in extra_genotypes():
         add(row, row["role"], 0)
-    ceiling = min(BANDS)
-    for row in bands[ceiling]:
-        add(row, "band", CEILING_SEED)
     for centre in BANDS:
         for row in bands[centre][:NOISE_GENOTYPES_PER_BAND]:
             for seed in NOISE_SEEDS:

@@ -1,0 +1,184 @@
+"""nas.supernet: shared weights for every architecture of a space, on real torch and data."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+import torch
+
+import nas
+import nas.layers.mixconv
+from nas.data import load_dataset, split_train_val
+from nas.errors import NasInputError
+from nas.space import builtin_names, load_space
+from nas.supernet import Supernet
+from nas.supernet.scoring import recalibrate, score
+from nas.supernet.training import Sandwich, SupernetTrainer
+from nas.training import recipe_for
+
+torch.set_num_threads(1)
+
+TINY_SPACE = """
+description = "a tiny space for 8x8 digits"
+[input]
+channels = 1
+size = [8, 8]
+[stem]
+channels = [8, 16]
+stride = 1
+[defaults]
+type = "ir"
+kernels = [[3], [3, 5]]
+partition = ["equal", "exp"]
+expansion = [1, 3]
+se = [0, 0.25]
+act = ["relu", "swish"]
+padding = ["zeros", "partial"]
+[[stages]]
+depth = [1, 2]
+width = [8, 16]
+stride = 1
+defaults = { type = ["ds", "ir"] }
+[[stages]]
+depth = [1, 2]
+width = [16, 24]
+stride = 2
+[head]
+channels = [0, 32]
+"""
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    path = tmp_path_factory.mktemp("space") / "tiny.toml"
+    path.write_text(TINY_SPACE)
+    return load_space(str(path))
+
+
+@pytest.fixture(scope="module")
+def digits():
+    ds = load_dataset("digits")
+    return split_train_val(ds, val_size=300, seed=0)
+
+
+def _archs(supernet: Supernet, n: int = 4) -> list:
+    rng = random.Random(0)
+    return [supernet.largest(), supernet.smallest()] + [supernet.sample(rng) for _ in range(n)]
+
+
+@pytest.mark.parametrize("name", builtin_names())
+def test_subnet_is_the_scored_network_on_every_builtin_space(name):
+    space = load_space(name)
+    supernet = Supernet(space, num_classes=10, in_chans=1).eval()
+    size = space.input_size if space.input_size[0] <= 64 else (32, 32)
+    x = torch.randn(2, 1, *size)
+    for arch in _archs(supernet):
+        subnet = supernet.subnet(arch).eval()
+        assert type(subnet) is type(nas.build(arch, num_classes=10, in_chans=1))
+        with torch.no_grad():
+            torch.testing.assert_close(supernet(x, arch), subnet(x), rtol=1e-5, atol=1e-5)
+
+
+def test_one_point_space_supernet_equals_its_plain_network():
+    space = load_space("mixnet-s")
+    supernet = Supernet(space, num_classes=10, in_chans=1)
+    arch = space.sample(0)
+    assert supernet.largest() == supernet.smallest() == arch
+    plain = nas.build(arch, num_classes=10, in_chans=1).eval()
+    supernet.absorb(arch, plain)
+    subnet = supernet.subnet(arch).eval()
+    assert subnet.state_dict().keys() == plain.state_dict().keys()
+    for key, value in plain.named_parameters():
+        torch.testing.assert_close(dict(subnet.named_parameters())[key], value, rtol=0, atol=0)
+    # beyond the plain network's weights it holds only the corners of the mixed kernels
+    dw = [m for m in plain.modules() if isinstance(m, nas.layers.mixconv.MixConv2d) and m.depthwise]
+    corners = sum(m.out_channels * m.max_kernel**2 - sum(c.weight.numel() for c in m.convs) for m in dw)
+    assert sum(p.numel() for p in supernet.parameters()) == sum(p.numel() for p in plain.parameters()) + corners
+
+
+def test_choices_share_leading_channels_and_centre_kernels(tiny):
+    supernet = Supernet(tiny, num_classes=10)
+    small, large = supernet.smallest(), supernet.largest()
+    big = supernet.subnet(large).state_dict()
+    little = supernet.subnet(small).state_dict()
+    # the stem of the small subnet is the leading channels of the large one
+    torch.testing.assert_close(little["conv_stem.weight"], big["conv_stem.weight"][: little["conv_stem.weight"].shape[0]])
+    # a 3x3 depthwise group uses the centre of the position's 5x5 kernel
+    shared = supernet.shared["s1__b0__ir__g1__1__conv_dw"]
+    k3 = supernet.subnet(small).blocks[1][0].conv_dw.weight
+    torch.testing.assert_close(k3, shared[: k3.shape[0], :, 1:4, 1:4])
+
+
+def test_training_a_subnet_moves_only_its_shared_weights(tiny, digits):
+    supernet = Supernet(tiny, num_classes=10)
+    before = {k: v.detach().clone() for k, v in supernet.shared.items()}
+    arch = supernet.smallest()
+    optimizer = torch.optim.SGD(supernet.parameters(), lr=0.1)
+    train, _ = digits
+    x = train.images[:32].float() / 255
+    loss = torch.nn.functional.cross_entropy(supernet(x, arch), train.labels[:32])
+    loss.backward()
+    optimizer.step()
+    moved = {k for k, v in supernet.shared.items() if not torch.equal(v, before[k])}
+    assert moved and "s0__b1__ds__g1__1__conv_dw" not in moved  # depth 1: the second block is not used
+    assert "classifier__head__weight" not in moved and "classifier__nohead__weight" in moved  # smallest: head c0
+
+
+def test_an_architecture_outside_the_space_is_refused(tiny):
+    supernet = Supernet(tiny, num_classes=10)
+    with pytest.raises(NasInputError, match="not in the space"):
+        supernet.subnet("stem c8 s1 | ds k3.5.7 c8 | ir k3 e3 c16 s2 | head c0")
+
+
+def _train(space, digits, steps, checkpoint=None, every=3):
+    train, _ = digits
+    recipe = recipe_for("digits", epochs=2, batch_size=64, lr=0.1, warmup_epochs=0.2)
+    torch.manual_seed(0)
+    supernet = Supernet(space, num_classes=10)
+    trainer = SupernetTrainer(supernet, train.subset(torch.arange(256)), recipe, Sandwich(random_subnets=1),
+                              device="cpu", seed=3, checkpoint=checkpoint, checkpoint_every=every)
+    for progress in trainer.run(report_every=1):
+        if progress.step >= steps:
+            break
+    return supernet, trainer
+
+
+def test_a_stopped_training_resumes_to_the_same_weights(tiny, digits, tmp_path):
+    whole, trainer = _train(tiny, digits, steps=10**9)
+    assert trainer.step == trainer.total_steps == 8
+    ckpt = tmp_path / "supernet.pt"
+    _train(tiny, digits, steps=3, checkpoint=ckpt)  # stopped after the step-3 checkpoint
+    resumed, again = _train(tiny, digits, steps=10**9, checkpoint=ckpt)
+    assert again.step == 8
+    for key, value in whole.shared.items():
+        torch.testing.assert_close(resumed.shared[key], value, rtol=0, atol=0)
+
+
+def test_recalibration_gives_exact_batch_statistics(tiny, digits):
+    train, _ = digits
+    supernet = Supernet(tiny, num_classes=10)
+    model = supernet.subnet(supernet.largest())
+    calib = train.subset(torch.arange(200))
+    recalibrate(model, calib, "cpu", batch_size=50)
+    x = (calib.images.float() / 255 - torch.tensor(calib.mean).view(1, -1, 1, 1)) / torch.tensor(calib.std).view(1, -1, 1, 1)
+    with torch.no_grad():
+        stem = model.conv_stem(x)
+    torch.testing.assert_close(model.bn1.running_mean, stem.mean((0, 2, 3)), rtol=1e-4, atol=1e-5)
+    assert not model.training
+
+
+def test_sandwich_training_teaches_every_subnet(tiny, digits):
+    train, val = digits
+    calib = train.subset(torch.arange(512))
+    torch.manual_seed(0)
+    supernet = Supernet(tiny, num_classes=10)
+    archs = _archs(supernet, 2)
+    before = [score(supernet, a, calib, val, "cpu").accuracy for a in archs]
+    recipe = recipe_for("digits", epochs=6, batch_size=64, lr=0.2, warmup_epochs=0.2)
+    trainer = SupernetTrainer(supernet, train, recipe, Sandwich(random_subnets=1), device="cpu", seed=0)
+    for _ in trainer.run(report_every=50):
+        pass
+    after = [score(supernet, a, calib, val, "cpu").accuracy for a in archs]
+    assert after[0] > 0.6, "the largest subnet (the teacher) learns"
+    assert all(a > b + 0.05 for a, b in zip(after, before)), (before, after)
