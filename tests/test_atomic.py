@@ -25,3 +25,15 @@ def test_a_failing_writer_keeps_the_old_file_and_leaves_no_temporary(tmp_path):
             raise RuntimeError("writer died")
     assert path.read_text() == "old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["curve.png"]
+
+
+def test_written_files_get_the_usual_mode(tmp_path):
+    import os
+    import stat
+
+    mask = os.umask(0o022)
+    try:
+        write_atomic(tmp_path / "metrics.json", "{}")
+    finally:
+        os.umask(mask)
+    assert stat.S_IMODE((tmp_path / "metrics.json").stat().st_mode) == 0o644

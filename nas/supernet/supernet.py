@@ -224,13 +224,16 @@ class Supernet(nn.Module):
     # ------------------------------------------------------------ drawing
 
     def extreme(self, largest: bool) -> Arch:
-        """The largest (or smallest) subnet: every cost-setting choice at its end."""
+        """The largest (or smallest) subnet: every choice that sizes weights at its end (depth,
+        width, expansion, kernels, SE, block type, stem and head); the switches without weights
+        (activation, padding, partition, dilation, downsampling) at the space's first option."""
         def choose(name: str, options):
-            ranked = sorted(options, key=_cost_key)
+            if name.endswith(SWITCHES):
+                return options[0]
             if name.endswith(".kernels"):
                 ranked = sorted(options, key=lambda k: (max(k), len(k)))
-            if name.endswith(".se"):
-                ranked = sorted(options)
+            else:
+                ranked = sorted(options, key=_cost_key)
             return ranked[-1] if largest else ranked[0]
 
         return self.space._draw(choose)
@@ -251,6 +254,8 @@ class Supernet(nn.Module):
 
 
 _COST_ORDER = {"ds": 0, "ir": 1}
+#: Decisions (by the suffix of their name in Space._draw) that own no weights.
+SWITCHES = (".act", ".padding", ".partition", ".dilation", ".downsample")
 
 
 def _cost_key(option) -> tuple:

@@ -29,7 +29,15 @@ from nas.data.base import TensorSplit
 from nas.errors import NasInputError
 from nas.genotype import Arch
 from nas.supernet.supernet import Supernet
-from nas.training import Recipe, _make_optimizer, _Normalizer, _WarmupCosine, augment_batch, default_crop_padding, resolve_device
+from nas.training import (
+    Recipe,
+    _make_optimizer,
+    _Normalizer,
+    _WarmupCosine,
+    augment_batch,
+    default_crop_padding,
+    resolve_device,
+)
 
 CHECKPOINT_FORMAT = "nas.supernet/1"
 
