@@ -27,6 +27,7 @@ from typing import Any, Callable, Sequence
 
 import torch.nn as nn
 
+from nas import __version__ as nas_version
 from nas.builder import NasNet, net_calls, num_features
 from nas.construct import Call, Code
 from nas.export.emit import ModuleSource, emitted_modules
@@ -216,8 +217,6 @@ def generate_model_source(
     title: str | None = None,
 ) -> str:
     """The text of a torch-only ``model.py`` for ``arch`` (see the module docstring)."""
-    import nas
-
     if isinstance(arch, str):
         arch = Arch.parse(arch)
     mean = tuple(float(m) for m in (mean if mean is not None else [0.0] * in_chans))
@@ -229,7 +228,7 @@ def generate_model_source(
     library, runtime = modules[:-1], modules[-1]
     header = _HEADER.format(
         title=title,
-        version=nas.__version__,
+        version=nas_version,
         in_chans=in_chans,
         size=image_size,
         genotype="\n    ".join(textwrap.wrap(genotype, 88, break_long_words=False, break_on_hyphens=False)),
