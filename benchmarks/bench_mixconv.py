@@ -20,6 +20,7 @@ import time
 
 import torch
 
+from nas.genotype import split_channels
 from nas.layers.mixconv import AUTO_IMPL, MixConv2d
 
 KERNEL_GROUPS = ([3], [3, 5], [3, 5, 7], [3, 5, 7, 9], [3, 5, 7, 9, 11])
@@ -61,7 +62,8 @@ def run(batch: int, repeats: int, warmup: int, clock) -> list[dict]:
             torch.manual_seed(0)
             mods, inputs, grads = {}, {}, {}
             for impl, cl in VARIANTS:
-                m = MixConv2d(channels, channels, kernels, impl=impl)
+                splits = split_channels(channels, len(kernels))
+                m = MixConv2d(splits, splits, kernels, impl=impl)
                 x = torch.randn(batch, channels, size, size)
                 if cl:
                     m = m.to(memory_format=torch.channels_last)

@@ -15,8 +15,7 @@ from nas.errors import GenotypeError, NasInputError
 from nas.genotype import Arch
 
 if TYPE_CHECKING:  # imported lazily so `import nas` stays light (no torch, no ray)
-    import torch.nn as nn
-
+    from nas.builder import build
     from nas.results import Run
     from nas.space import Space
 
@@ -30,18 +29,21 @@ def load_space(name_or_path: str) -> "Space":
     return _load_space(name_or_path)
 
 
-def build(arch: "Arch | str", num_classes: int = 10, in_chans: int = 3, **kwargs: Any) -> "nn.Module":
-    """Build the ``nn.Module`` an architecture describes."""
-    from nas.builder import build as _build
-
-    return _build(arch, num_classes=num_classes, in_chans=in_chans, **kwargs)
-
-
 def load_run(path: str) -> "Run":
     """Open a run folder; ``run.trials`` and ``run.pareto`` are pandas DataFrames."""
     from nas.results import load_run as _load_run
 
     return _load_run(path)
+
+
+def __getattr__(name: str) -> Any:
+    """``nas.build`` is :func:`nas.builder.build` itself (one signature, one set of defaults),
+    imported on first use so that ``import nas`` does not import torch."""
+    if name == "build":
+        from nas.builder import build
+
+        return build
+    raise AttributeError(f"module 'nas' has no attribute {name!r}")
 
 
 __all__ = ["Arch", "GenotypeError", "NasInputError", "build", "load_run", "load_space", "__version__"]

@@ -1,7 +1,9 @@
 """The two block kinds of the genotype, after timm's InvertedResidual / DepthwiseSeparableConv.
 
-Both take a :class:`nas.genotype.Block` and the block's input channels. Layout
-(attribute names are stable: exported code and checkpoints rely on them):
+A block is given its convs (built by :mod:`nas.builder` from the genotype) and plain
+numbers for the rest, so this module imports only torch and the torch-only layers: an
+exported ``model.py`` carries it verbatim. Layout (attribute names are stable: exported
+code and checkpoints rely on them):
 
 InvertedResidual:    [pool] conv_pw (1x1, groups g[0]) bn1 act1 conv_dw (MixConv) bn2 act2
                      [se] conv_pwl (1x1, groups g[1]) bn3   (+ input if stride 1 and in == out)
@@ -18,10 +20,9 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from nas.genotype import Block
+from nas.errors import NasInputError
 from nas.layers.activations import create_act
-from nas.layers.factory import create_conv2d
-from nas.layers.squeeze_excite import SqueezeExcite, se_channels
+from nas.layers.squeeze_excite import SqueezeExcite
 
 
 def create_pool(kind: str, stride: int) -> nn.Module:
@@ -33,54 +34,51 @@ def create_pool(kind: str, stride: int) -> nn.Module:
         return nn.MaxPool2d(kernel, stride, pad)
     if kind == "avg":
         return nn.AvgPool2d(kernel, stride, pad, count_include_pad=False)
-    raise ValueError(f"no pooling layer for down={kind}")
+    raise NasInputError(f"no pooling layer for down={kind}")
 
 
 class _BlockBase(nn.Module):
-    def __init__(self, block: Block, in_channels: int) -> None:
+    """What both kinds share: the optional downsampling pool and the residual rule.
+
+    ``stride`` is the block's; with ``down`` ``max``/``avg`` the pool carries it and the
+    given depthwise conv must run at stride 1 (the builder builds it so).
+    """
+
+    def __init__(self, in_chs: int, out_chs: int, stride: int, down: str) -> None:
         super().__init__()
-        self.block = block
-        self.in_channels = in_channels
-        self.out_channels = block.out_channels
-        pooled = block.downsample != "conv" and block.stride > 1
-        self.pool = create_pool(block.downsample, block.stride) if pooled else None
-        self.dw_stride = 1 if pooled else block.stride
-        self.has_residual = block.stride == 1 and in_channels == block.out_channels
-
-    def _mixconv(self, channels: int, impl: str) -> nn.Module:
-        b = self.block
-        return create_conv2d(
-            channels, channels, list(b.kernels), stride=self.dw_stride, dilation=b.dilation,
-            depthwise=True, padding_mode=b.padding, partition=b.partition, impl=impl,
-        )
-
-    def _se(self, channels: int) -> nn.Module | None:
-        b = self.block
-        if b.se <= 0:
-            return None
-        return SqueezeExcite(channels, se_channels(self.in_channels, b.se), b.act)
+        self.in_chs = in_chs
+        self.out_chs = out_chs
+        self.stride = stride
+        self.down = down
+        self.pool = create_pool(down, stride) if down != "conv" and stride > 1 else None
+        self.has_residual = stride == 1 and in_chs == out_chs
 
     def extra_repr(self) -> str:
-        return f"{self.in_channels} -> {self.out_channels}, {self.block}, residual={self.has_residual}"
+        return f"{self.in_chs} -> {self.out_chs}, stride={self.stride}, down={self.down}, residual={self.has_residual}"
 
 
 class InvertedResidual(_BlockBase):
-    """1x1 expand -> BN -> act -> MixConv dw -> BN -> act -> [SE] -> 1x1 project -> BN (+ skip)."""
+    """1x1 expand -> BN -> act -> MixConv dw -> BN -> act -> [SE] -> 1x1 project -> BN (+ skip).
 
-    def __init__(self, block: Block, in_channels: int, impl: str = "auto") -> None:
-        super().__init__(block, in_channels)
-        mid = block.mid_channels(in_channels)
-        self.mid_channels = mid
-        g_expand, g_project = block.pw_groups
-        self.conv_pw = create_conv2d(in_channels, mid, 1, groups=g_expand)
-        self.bn1 = nn.BatchNorm2d(mid)
-        self.act1 = create_act(block.act)
-        self.conv_dw = self._mixconv(mid, impl)
-        self.bn2 = nn.BatchNorm2d(mid)
-        self.act2 = create_act(block.act)
-        self.se = self._se(mid)
-        self.conv_pwl = create_conv2d(mid, block.out_channels, 1, groups=g_project)
-        self.bn3 = nn.BatchNorm2d(block.out_channels)
+    ``se_chs``: the squeeze-excite bottleneck width (0: no SE), see
+    :func:`nas.layers.squeeze_excite.se_channels`.
+    """
+
+    def __init__(
+        self, in_chs: int, mid_chs: int, out_chs: int, conv_pw: nn.Module, conv_dw: nn.Module, conv_pwl: nn.Module,
+        stride: int = 1, down: str = "conv", se_chs: int = 0, act: str = "relu",
+    ) -> None:
+        super().__init__(in_chs, out_chs, stride, down)
+        self.mid_chs = mid_chs
+        self.conv_pw = conv_pw
+        self.bn1 = nn.BatchNorm2d(mid_chs)
+        self.act1 = create_act(act)
+        self.conv_dw = conv_dw
+        self.bn2 = nn.BatchNorm2d(mid_chs)
+        self.act2 = create_act(act)
+        self.se = SqueezeExcite(mid_chs, se_chs, act) if se_chs else None
+        self.conv_pwl = conv_pwl
+        self.bn3 = nn.BatchNorm2d(out_chs)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.pool is not None:
@@ -97,17 +95,20 @@ class InvertedResidual(_BlockBase):
 
 
 class DepthwiseSeparable(_BlockBase):
-    """MixConv dw -> BN -> act -> [SE] -> 1x1 pointwise -> BN (+ skip)."""
+    """MixConv dw -> BN -> act -> [SE] -> 1x1 pointwise -> BN (+ skip). ``se_chs`` as above."""
 
-    def __init__(self, block: Block, in_channels: int, impl: str = "auto") -> None:
-        super().__init__(block, in_channels)
-        self.mid_channels = block.mid_channels(in_channels)
-        self.conv_dw = self._mixconv(in_channels, impl)
-        self.bn1 = nn.BatchNorm2d(in_channels)
-        self.act1 = create_act(block.act)
-        self.se = self._se(in_channels)
-        self.conv_pw = create_conv2d(in_channels, block.out_channels, 1, groups=block.pw_groups[1])
-        self.bn2 = nn.BatchNorm2d(block.out_channels)
+    def __init__(
+        self, in_chs: int, out_chs: int, conv_dw: nn.Module, conv_pw: nn.Module,
+        stride: int = 1, down: str = "conv", se_chs: int = 0, act: str = "relu",
+    ) -> None:
+        super().__init__(in_chs, out_chs, stride, down)
+        self.mid_chs = in_chs
+        self.conv_dw = conv_dw
+        self.bn1 = nn.BatchNorm2d(in_chs)
+        self.act1 = create_act(act)
+        self.se = SqueezeExcite(in_chs, se_chs, act) if se_chs else None
+        self.conv_pw = conv_pw
+        self.bn2 = nn.BatchNorm2d(out_chs)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.pool is not None:
@@ -122,12 +123,4 @@ class DepthwiseSeparable(_BlockBase):
         return x
 
 
-BLOCK_TYPES: dict[str, type[_BlockBase]] = {"ir": InvertedResidual, "ds": DepthwiseSeparable}
-
-
-def create_block(block: Block, in_channels: int, impl: str = "auto") -> nn.Module:
-    """The module for one genotype block given its input channels."""
-    return BLOCK_TYPES[block.kind](block, in_channels, impl=impl)
-
-
-__all__ = ["BLOCK_TYPES", "DepthwiseSeparable", "InvertedResidual", "create_block", "create_pool"]
+__all__ = ["DepthwiseSeparable", "InvertedResidual", "create_pool"]

@@ -16,16 +16,94 @@ import math
 import torch
 import torch.nn as nn
 
+from nas.blocks import DepthwiseSeparable, InvertedResidual
+from nas.construct import Call
 from nas.errors import NasInputError
-from nas.genotype import Arch
-from nas.blocks import create_block
+from nas.genotype import Arch, Block
 from nas.layers.activations import create_act
-from nas.layers.factory import create_conv2d
+from nas.layers.factory import conv2d_call
 from nas.layers.mixconv import IMPLS
+from nas.layers.padding import name_layers
+from nas.layers.squeeze_excite import se_channels
+
+
+def block_call(block: Block, in_chs: int, impl: str = "auto") -> Call:
+    """The constructor call of one genotype block given its input channels.
+
+    Names follow timm's blocks: ``in_chs``, ``mid_chs``, ``out_chs``, ``se_chs``. The convs
+    are decided here (by :func:`nas.layers.factory.conv2d_call`) and handed to the block.
+    """
+    b = block
+    pooled = b.downsample != "conv" and b.stride > 1
+    dw_stride = 1 if pooled else b.stride
+    tail = dict(stride=b.stride, down=b.downsample if pooled else "conv", act=b.act,
+                se_chs=se_channels(in_chs, b.se) if b.se > 0 else 0)
+
+    def mixconv(chs: int) -> Call:
+        return conv2d_call(chs, chs, list(b.kernels), stride=dw_stride, dilation=b.dilation, depthwise=True,
+                           padding_mode=b.padding, partition=b.partition, impl=impl)
+
+    g_expand, g_project = b.pw_groups
+    if b.kind == "ir":
+        mid = b.mid_channels(in_chs)
+        convs = dict(conv_pw=conv2d_call(in_chs, mid, 1, groups=g_expand), conv_dw=mixconv(mid),
+                     conv_pwl=conv2d_call(mid, b.out_channels, 1, groups=g_project))
+        return Call(InvertedResidual, (in_chs, mid, b.out_channels), dict(convs, **tail), comment=str(b))
+    if b.kind == "ds":
+        convs = dict(conv_dw=mixconv(in_chs), conv_pw=conv2d_call(in_chs, b.out_channels, 1, groups=g_project))
+        return Call(DepthwiseSeparable, (in_chs, b.out_channels), dict(convs, **tail), comment=str(b))
+    raise NasInputError(f"block {b}: unknown block kind {b.kind!r}; expected ir or ds")
+
+
+def create_block(block: Block, in_chs: int, impl: str = "auto") -> nn.Module:
+    """The module for one genotype block given its input channels."""
+    return block_call(block, in_chs, impl).build()
+
+
+def net_calls(arch: Arch, num_classes: int, in_chans: int, drop_rate: float = 0.0, impl: str = "auto") -> dict[str, Call]:
+    """Every top-level module of the network, by attribute name, in registration order."""
+    stem, head = arch.stem, arch.head
+    calls = {
+        "conv_stem": conv2d_call(in_chans, stem.channels, 3, stride=stem.stride),
+        "bn1": Call(nn.BatchNorm2d, (stem.channels,)),
+        "act1": Call(create_act, (stem.act,)),
+    }
+    chs = stem.channels
+    stages = []
+    for i, stage in enumerate(arch.stages, 1):
+        blocks = []
+        for block in stage:
+            blocks.append(block_call(block, chs, impl))
+            chs = block.out_channels
+        stages.append(Call(nn.Sequential, tuple(blocks), comment=f"stage {i}"))
+    calls["blocks"] = Call(nn.Sequential, tuple(stages))
+    if head.channels > 0:
+        calls["conv_head"] = conv2d_call(chs, head.channels, 1)
+        calls["bn2"] = Call(nn.BatchNorm2d, (head.channels,))
+        calls["act2"] = Call(create_act, (head.act,))
+        chs = head.channels
+    else:
+        calls.update(conv_head=Call(nn.Identity), bn2=Call(nn.Identity), act2=Call(nn.Identity))
+    calls["global_pool"] = Call(nn.Sequential, (Call(nn.AdaptiveAvgPool2d, (1,)), Call(nn.Flatten, (1,))))
+    calls["dropout"] = Call(nn.Dropout, (drop_rate,))
+    calls["classifier"] = Call(nn.Linear, (chs, num_classes))
+    return calls
+
+
+def num_features(arch: Arch) -> int:
+    """Channels of the feature map before pooling: the head conv's, or the last block's (``head c0``)."""
+    if arch.head.channels > 0:
+        return arch.head.channels
+    blocks = list(arch.blocks())
+    return blocks[-1].out_channels if blocks else arch.stem.channels
 
 
 class NasNet(nn.Module):
-    """A network built from an :class:`Arch`; ``self.arch`` is that Arch."""
+    """A network built from an :class:`Arch`; ``self.arch`` is that Arch.
+
+    Its modules are :func:`net_calls` built, in that order; an exported ``model.py`` writes
+    the same calls out and carries this class's ``forward*`` methods verbatim.
+    """
 
     def __init__(self, arch: Arch, num_classes: int, in_chans: int, drop_rate: float = 0.0, impl: str = "auto") -> None:
         super().__init__()
@@ -33,40 +111,10 @@ class NasNet(nn.Module):
         self.num_classes = num_classes
         self.in_chans = in_chans
         self.drop_rate = drop_rate
-
-        stem = arch.stem
-        self.conv_stem = create_conv2d(in_chans, stem.channels, 3, stride=stem.stride)
-        self.bn1 = nn.BatchNorm2d(stem.channels)
-        self.act1 = create_act(stem.act)
-
-        channels = stem.channels
-        stages = []
-        for stage in arch.stages:
-            blocks = []
-            for block in stage:
-                blocks.append(create_block(block, channels, impl=impl))
-                channels = block.out_channels
-            stages.append(nn.Sequential(*blocks))
-        self.blocks = nn.Sequential(*stages)
-
-        if arch.head.channels > 0:
-            self.conv_head = create_conv2d(channels, arch.head.channels, 1)
-            self.bn2 = nn.BatchNorm2d(arch.head.channels)
-            self.act2 = create_act(arch.head.act)
-            channels = arch.head.channels
-        else:
-            self.conv_head = nn.Identity()
-            self.bn2 = nn.Identity()
-            self.act2 = nn.Identity()
-        self.num_features = channels
-
-        self.global_pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(1))
-        self.dropout = nn.Dropout(drop_rate)
-        self.classifier = nn.Linear(channels, num_classes)
-
-        for name, module in self.named_modules():
-            if hasattr(type(module), "layer_name"):
-                module.layer_name = name  # named in padding errors
+        for name, call in net_calls(arch, num_classes, in_chans, drop_rate, impl).items():
+            setattr(self, name, call.build())
+        self.num_features = num_features(arch)
+        name_layers(self)
         init_weights(self)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
@@ -76,6 +124,7 @@ class NasNet(nn.Module):
         return self.act2(self.bn2(self.conv_head(x)))
 
     def forward_head(self, x: torch.Tensor) -> torch.Tensor:
+        """Pool, dropout, classifier: features -> logits."""
         return self.classifier(self.dropout(self.global_pool(x)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -110,9 +159,9 @@ def _positive_int(name: str, value: object) -> int:
 
 
 def build(
-    arch: Arch | str, num_classes: int, in_chans: int, drop_rate: float = 0.0, impl: str = "auto"
+    arch: Arch | str, num_classes: int = 10, in_chans: int = 3, drop_rate: float = 0.0, impl: str = "auto"
 ) -> nn.Module:
-    """The ``nn.Module`` an architecture describes.
+    """The ``nn.Module`` an architecture describes (this is ``nas.build``).
 
     Args:
         arch: an :class:`Arch` or its genotype string (parsed strictly with ``Arch.parse``).
@@ -134,4 +183,4 @@ def build(
     return NasNet(arch, num_classes, in_chans, float(drop_rate), impl)
 
 
-__all__ = ["NasNet", "build", "init_weights"]
+__all__ = ["NasNet", "block_call", "build", "create_block", "init_weights", "net_calls", "num_features"]

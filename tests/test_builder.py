@@ -9,8 +9,8 @@ import torch
 import torch.nn as nn
 
 import nas
-from nas.blocks import DepthwiseSeparable, InvertedResidual, create_block
-from nas.builder import NasNet, build
+from nas.blocks import DepthwiseSeparable, InvertedResidual
+from nas.builder import NasNet, build, create_block
 from nas.errors import GenotypeError, NasInputError
 from nas.genotype import Arch, Block
 from nas.layers import MixConv2d, PartialConv2d
@@ -99,12 +99,14 @@ def test_residual_rules():
 
 def test_block_internals():
     blk = Block(kind="ir", kernels=(3, 5), out_channels=24, expansion=6, pw_groups=(2, 2), se=0.5, act="swish")
-    m = InvertedResidual(blk, 40)
-    assert m.mid_channels == blk.mid_channels(40) == 240
+    m = create_block(blk, 40)
+    assert isinstance(m, InvertedResidual)
+    assert m.mid_chs == blk.mid_channels(40) == 240
     assert m.conv_pw.groups == 2 and m.conv_pwl.groups == 2
     assert m.se.conv_reduce.out_channels == 20  # se relative to the block input (40 * 0.5)
     assert isinstance(m.act1, nn.SiLU) and isinstance(m.se.act, nn.SiLU)
-    ds = DepthwiseSeparable(Block(kind="ds", kernels=(3,), out_channels=16, pw_groups=(1, 2), se=0.25), 16)
+    ds = create_block(Block(kind="ds", kernels=(3,), out_channels=16, pw_groups=(1, 2), se=0.25), 16)
+    assert isinstance(ds, DepthwiseSeparable)
     assert type(ds.conv_dw) is nn.Conv2d and ds.conv_dw.groups == 16 and ds.conv_pw.groups == 2
     assert ds.se.conv_reduce.out_channels == 4
 

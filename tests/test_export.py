@@ -189,9 +189,12 @@ def test_tampered_and_truncated_weights_are_rejected(exports, tmp_path):
         load_weights(bad_dir / "weights.safetensors")
     with pytest.raises(module.WeightsError, match="unreadable"):
         module.load_model(str(bad_dir / "weights.safetensors"), sha256=None)
-    # the right file with the right digest loads
+    # the right file with the right digest loads, and gives the source model's outputs
     (bad_dir / "weights.safetensors").write_bytes(good)
-    assert module.load_model() is not None
+    net = module.load_model()
+    x = torch.load(d / "input.pt", weights_only=True)
+    with torch.no_grad():
+        torch.testing.assert_close(net(x), torch.load(d / "expected.pt", weights_only=True), atol=1e-5, rtol=1e-5)
 
 
 def test_weights_that_do_not_fit_are_an_input_error(tmp_path):

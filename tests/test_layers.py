@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from nas.errors import NasInputError
+from nas.genotype import split_channels
 from nas.layers import (
     MixConv2d,
     PaddedConv2d,
@@ -27,6 +28,12 @@ from nas.layers.mixconv import resolve_impl
 
 torch.set_num_threads(1)
 PADS = ("zeros", "reflect", "replicate", "circular", "partial")
+
+
+def mixconv(channels: int, kernels, partition: str = "equal", **kwargs) -> MixConv2d:
+    """A depthwise MixConv2d on ``channels`` split by ``partition``, as the builder makes it."""
+    splits = split_channels(channels, len(kernels), partition)
+    return MixConv2d(splits, splits, kernels, **kwargs)
 
 
 def _ones_conv(padding_mode: str, k: int = 3, size: int = 6, stride: int = 1, dilation: int = 1) -> torch.Tensor:
@@ -98,7 +105,7 @@ def test_partial_inplace_multiply_gradient_is_right():
 )
 def test_mixconv_split_and_padded_agree(pad, partition, dilation, stride, kernels):
     torch.manual_seed(0)
-    m = MixConv2d(32, 32, kernels, stride=stride, dilation=dilation, padding_mode=pad, partition=partition, impl="split")
+    m = mixconv(32, kernels, stride=stride, dilation=dilation, padding_mode=pad, partition=partition, impl="split")
     x = torch.randn(2, 32, 19, 20, requires_grad=True)
     y_split = m.forward_split(x)
     y_pad = m.forward_padded(x)
@@ -115,7 +122,7 @@ def test_mixconv_split_and_padded_agree(pad, partition, dilation, stride, kernel
 @pytest.mark.parametrize("impl", ["split", "padded"])
 def test_mixconv_channels_last_matches(impl):
     torch.manual_seed(0)
-    m = MixConv2d(24, 24, (3, 5, 7), padding_mode="partial", impl=impl)
+    m = mixconv(24, (3, 5, 7), padding_mode="partial", impl=impl)
     x = torch.randn(2, 24, 10, 10)
     y = m(x)
     y_cl = m(x.contiguous(memory_format=torch.channels_last))
@@ -123,8 +130,8 @@ def test_mixconv_channels_last_matches(impl):
 
 
 def test_mixconv_same_state_dict_for_both_impls():
-    a = MixConv2d(32, 32, (3, 5, 7, 9), impl="split")
-    b = MixConv2d(32, 32, (3, 5, 7, 9), impl="padded")
+    a = mixconv(32, (3, 5, 7, 9), impl="split")
+    b = mixconv(32, (3, 5, 7, 9), impl="padded")
     assert list(a.state_dict()) == list(b.state_dict())
     assert [t.shape for t in a.state_dict().values()] == [t.shape for t in b.state_dict().values()]
     b.load_state_dict(a.state_dict())
@@ -133,18 +140,18 @@ def test_mixconv_same_state_dict_for_both_impls():
 
 
 def test_mixconv_partitions():
-    eq = MixConv2d(32, 32, (3, 5, 7, 9), partition="equal")
-    ex = MixConv2d(32, 32, (3, 5, 7, 9), partition="exp")
+    eq = mixconv(32, (3, 5, 7, 9), partition="equal")
+    ex = mixconv(32, (3, 5, 7, 9), partition="exp")
     assert [c.in_channels for c in eq.convs] == [8, 8, 8, 8]
     assert [c.in_channels for c in ex.convs] == [16, 8, 4, 4]
     assert [c.kernel_size[0] for c in ex.convs] == [3, 5, 7, 9]
     assert all(c.groups == c.in_channels for c in ex.convs)
-    assert [c.in_channels for c in MixConv2d(30, 30, (3, 5, 7, 9)).convs] == [9, 7, 7, 7]
+    assert [c.in_channels for c in mixconv(30, (3, 5, 7, 9)).convs] == [9, 7, 7, 7]
 
 
 def test_mixconv_groups_use_their_own_kernel():
     # Each group of an impulse input must be spread exactly by its own kernel size.
-    m = MixConv2d(4, 4, (1, 3, 5, 7), impl="split")
+    m = mixconv(4, (1, 3, 5, 7), impl="split")
     with torch.no_grad():
         for c in m.convs:
             c.weight.fill_(1.0)
@@ -235,7 +242,7 @@ def test_mixconv_impls_agree_property(kernels, partition, pad, stride, dilation,
     if pad == "reflect" and max_pad >= size or pad == "circular" and max_pad > size:
         return  # covered by the clear-error tests
     torch.manual_seed(0)
-    m = MixConv2d(channels, channels, kernels, stride=stride, dilation=dilation, padding_mode=pad, partition=partition)
+    m = mixconv(channels, kernels, stride=stride, dilation=dilation, padding_mode=pad, partition=partition)
     x = torch.randn(1, channels, size, size + 1)
     a, b = m.forward_split(x), m.forward_padded(x)
     assert a.shape == (1, channels, (size - 1) // stride + 1, size // stride + 1)

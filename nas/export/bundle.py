@@ -28,9 +28,12 @@ from typing import Any, Sequence
 
 import torch
 
+from nas import __version__ as nas_version
+from nas.atomic import atomic_target
+from nas.builder import build
 from nas.errors import NasInputError
 from nas.export.codegen import generate_model_source
-from nas.export.weights import load_state_strict, save_weights, weights_filename
+from nas.export.weights import load_state_strict, make_shareable, save_weights, weights_filename
 from nas.genotype import Arch
 
 FORMATS = ("pytorch", "torchscript", "onnx")
@@ -90,51 +93,69 @@ def export_bundle(
     log=None,
 ) -> ExportResult:
     """Write the export folder (see the module docstring) and verify it."""
-    import nas
-
     arch = Arch.parse(arch) if isinstance(arch, str) else arch
     formats = parse_formats(formats)
-    out = Path(out_dir)
+    out = _make_out_dir(Path(out_dir))
+    engine = _engine_model(arch, state_dict, num_classes, in_chans)
+    result = ExportResult(out)
+    weights_file, digest = _write_weights(out, engine, arch)
+    source = generate_model_source(
+        arch, num_classes, in_chans, image_size=image_size, mean=mean, std=std, classes=classes,
+        weights_file=weights_file, weights_sha256=digest, title=title,
+    )
+    _write_text(out / "model.py", source)
+    _write_text(out / "genotype.txt", str(arch) + "\n")
+    result.files += ["model.py", weights_file, "genotype.txt"]
+    _verify_formats(out, engine, formats, in_chans, image_size, result)
+    info = _metrics_json(metrics, arch, num_classes, in_chans, image_size, mean, std, classes, weights_file, digest)
+    info["export"] = _export_info(formats, result)
+    _write_text(out / "metrics.json", json.dumps(info, indent=2, default=_json_default) + "\n")
+    result.files.append("metrics.json")
+    return result
+
+
+def _make_out_dir(out: Path) -> Path:
     if out.exists() and not out.is_dir():
         raise NasInputError(f"--out {out}: exists and is not a folder")
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise NasInputError(f"--out {out}: cannot create folder: {exc.strerror or exc}") from None
+    return out
 
-    engine = nas.build(arch, num_classes=num_classes, in_chans=in_chans)
+
+def _engine_model(arch: Arch, state_dict: dict[str, torch.Tensor], num_classes: int, in_chans: int) -> torch.nn.Module:
+    """The engine's model with the weights loaded (strict, one-line error): the reference."""
+    engine = build(arch, num_classes=num_classes, in_chans=in_chans)
     load_state_strict(engine, state_dict, "export")
-    engine.eval()
-    result = ExportResult(out)
+    return engine.eval()
 
-    wname = weights_filename()
+
+def _write_weights(out: Path, engine: torch.nn.Module, arch: Arch) -> tuple[str, str]:
+    """Write the weights file (removing the other format's stale one); its name and SHA-256."""
+    name = weights_filename()
     for stale in ("weights.safetensors", "weights.pt"):
-        if stale != wname and (out / stale).exists():
+        if stale != name and (out / stale).exists():
             (out / stale).unlink()
-    digest = save_weights(engine.state_dict(), out / wname, metadata={"genotype": str(arch), "format": "nas/1"})
-    source = generate_model_source(
-        arch, num_classes, in_chans, image_size=image_size, mean=mean, std=std, classes=classes,
-        weights_file=wname, weights_sha256=digest, title=title,
-    )
-    _write_text(out / "model.py", source)
-    _write_text(out / "genotype.txt", str(arch) + "\n")
-    result.files += ["model.py", wname, "genotype.txt"]
+    digest = save_weights(engine.state_dict(), out / name, metadata={"genotype": str(arch), "format": "nas/1"})
+    return name, digest
 
-    # Verify: generated code + written weights == engine model.
-    module = import_model_file(out / "model.py")
-    net = module.load_model()
+
+def _verify_formats(
+    out: Path, engine: torch.nn.Module, formats: list[str], in_chans: int, image_size: int, result: ExportResult
+) -> None:
+    """Load model.py with its written weights and check it (and each extra format) against the engine."""
+    net = import_model_file(out / "model.py").load_model()
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(2, in_chans, image_size, image_size, generator=gen)
     with torch.no_grad():
         expected = engine(x)
         got = net(x)
     result.max_abs_diff["pytorch"] = _check_close("model.py", got, expected)
-
     if "torchscript" in formats:
+        export_torchscript(net, x, out / TORCHSCRIPT_FILE)
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")
-            traced = torch.jit.trace(net, x)
-            torch.jit.save(traced, str(out / TORCHSCRIPT_FILE))
             loaded = torch.jit.load(str(out / TORCHSCRIPT_FILE))
             result.max_abs_diff["torchscript"] = _check_close(TORCHSCRIPT_FILE, loaded(x), expected)
         result.files.append(TORCHSCRIPT_FILE)
@@ -143,6 +164,13 @@ def export_bundle(
         result.max_abs_diff["onnx"] = _check_close(ONNX_FILE, run_onnx(out / ONNX_FILE, x), expected)
         result.files.append(ONNX_FILE)
 
+
+def _metrics_json(
+    metrics: dict[str, Any] | None, arch: Arch, num_classes: int, in_chans: int, image_size: int,
+    mean: Sequence[float] | None, std: Sequence[float] | None, classes: Sequence[str] | None,
+    weights_file: str, digest: str,
+) -> dict[str, Any]:
+    """The pick's metrics plus what a user of the folder needs to feed the network."""
     info = dict(metrics or {})
     info.update({
         "arch": str(arch),
@@ -152,15 +180,26 @@ def export_bundle(
         "mean": list(mean) if mean is not None else None,
         "std": list(std) if std is not None else None,
         "classes": list(classes) if classes is not None else None,
-        "weights_file": wname,
+        "weights_file": weights_file,
         "weights_sha256": digest,
-        "export": {"formats": formats, "files": result.files + ["metrics.json"],
-                   "max_abs_diff_vs_engine": result.max_abs_diff, "nas_version": nas.__version__,
-                   "torch_version": torch.__version__},
     })
-    _write_text(out / "metrics.json", json.dumps(info, indent=2, default=_json_default) + "\n")
-    result.files.append("metrics.json")
-    return result
+    return info
+
+
+def _export_info(formats: list[str], result: ExportResult) -> dict[str, Any]:
+    return {"formats": formats, "files": result.files + ["metrics.json"],
+            "max_abs_diff_vs_engine": result.max_abs_diff, "nas_version": nas_version,
+            "torch_version": torch.__version__}
+
+
+def export_torchscript(net: torch.nn.Module, example: torch.Tensor, path: Path) -> None:
+    """A traced TorchScript file at the example's input size."""
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        traced = torch.jit.trace(net, example)
+        with atomic_target(path) as tmp:
+            torch.jit.save(traced, str(tmp))
+            make_shareable(tmp)
 
 
 def export_onnx(net: torch.nn.Module, example: torch.Tensor, path: Path) -> None:
@@ -177,9 +216,13 @@ def export_onnx(net: torch.nn.Module, example: torch.Tensor, path: Path) -> None
         kwargs = dict(input_names=["input"], output_names=["logits"],
                       dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}}, opset_version=17)
         try:
-            torch.onnx.export(net, (example,), str(path), dynamo=False, **kwargs)
+            with atomic_target(path) as tmp:
+                torch.onnx.export(net, (example,), str(tmp), dynamo=False, **kwargs)
+                make_shareable(tmp)
         except TypeError:  # torch without the dynamo switch
-            torch.onnx.export(net, (example,), str(path), **kwargs)
+            with atomic_target(path) as tmp:
+                torch.onnx.export(net, (example,), str(tmp), **kwargs)
+                make_shareable(tmp)
 
 
 def run_onnx(path: Path, x: torch.Tensor) -> torch.Tensor:
@@ -208,9 +251,9 @@ def _check_close(what: str, got: torch.Tensor, expected: torch.Tensor) -> float:
 
 
 def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
+    with atomic_target(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+        make_shareable(tmp)
 
 
 def _json_default(obj):
@@ -220,4 +263,7 @@ def _json_default(obj):
         return str(obj)
 
 
-__all__ = ["ExportResult", "FORMATS", "export_bundle", "export_onnx", "import_model_file", "parse_formats", "run_onnx"]
+__all__ = [
+    "ExportResult", "FORMATS", "export_bundle", "export_onnx", "export_torchscript", "import_model_file", "parse_formats",
+    "run_onnx",
+]

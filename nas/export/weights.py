@@ -14,6 +14,7 @@ from pathlib import Path
 
 import torch
 
+from nas.atomic import atomic_target
 from nas.errors import NasInputError
 
 
@@ -37,21 +38,28 @@ def file_sha256(path: str | Path) -> str:
     return h.hexdigest()
 
 
+def make_shareable(path: str | Path) -> None:
+    """Give ``path`` the permissions a plain ``open()`` would (``0666 & ~umask``).
+
+    Temporary files (``mkstemp``, safetensors) are created 0600; exported files are not secret.
+    """
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
+
+
 def save_weights(state_dict: dict, path: str | Path, metadata: dict[str, str] | None = None) -> str:
     """Write a state dict (CPU, contiguous copies) atomically; returns the file's SHA-256."""
     path = Path(path)
     tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in state_dict.items()}
-    tmp = path.with_name(path.name + ".tmp")
-    if path.suffix == ".safetensors":
-        from safetensors.torch import save_file
+    with atomic_target(path) as tmp:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import save_file
 
-        save_file(tensors, str(tmp), metadata={k: str(v) for k, v in (metadata or {}).items()})
-    else:
-        torch.save(tensors, tmp)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # safetensors writes 0600; weights are not secret
-    tmp.replace(path)
+            save_file(tensors, str(tmp), metadata={k: str(v) for k, v in (metadata or {}).items()})
+        else:
+            torch.save(tensors, tmp)
+        make_shareable(tmp)
     return file_sha256(path)
 
 
@@ -104,4 +112,7 @@ def load_state_strict(model: torch.nn.Module, state: dict, where: str) -> None:
     model.load_state_dict(state, strict=True)
 
 
-__all__ = ["file_sha256", "have_safetensors", "load_state_strict", "load_weights", "save_weights", "weights_filename"]
+__all__ = [
+    "file_sha256", "have_safetensors", "load_state_strict", "load_weights", "make_shareable", "save_weights",
+    "weights_filename",
+]

@@ -1,7 +1,12 @@
-"""Small layers, one idea each: padding modes, MixConv2d, activations, squeeze-excite, conv factory."""
+"""Small layers, one idea each: padding modes, MixConv2d, activations, squeeze-excite, conv factory.
+
+``padding``, ``mixconv``, ``activations`` and ``squeeze_excite`` import only torch, the stdlib,
+:mod:`nas.errors` and each other: an exported ``model.py`` carries their source verbatim.
+``factory`` is the engine's side (it applies the genotype's channel split).
+"""
 
 from nas.layers.activations import ACTIVATION_LAYERS, create_act, get_act_layer
-from nas.layers.factory import create_conv2d
+from nas.layers.factory import conv2d_call, create_conv2d
 from nas.layers.mixconv import AUTO_IMPL, IMPLS, MixConv2d, resolve_impl
 from nas.layers.padding import (
     PADDING_MODES,
@@ -9,6 +14,7 @@ from nas.layers.padding import (
     PartialConv2d,
     RatioCache,
     check_border_padding,
+    name_layers,
     partial_ratio,
     same_padding,
 )
@@ -25,9 +31,11 @@ __all__ = [
     "RatioCache",
     "SqueezeExcite",
     "check_border_padding",
+    "conv2d_call",
     "create_act",
     "create_conv2d",
     "get_act_layer",
+    "name_layers",
     "partial_ratio",
     "same_padding",
     "se_channels",

@@ -1,8 +1,9 @@
 """MixConv2d: mixed depthwise convolution (MixConv, arXiv 1907.09595) in one module.
 
-Channels are split into groups by :func:`nas.genotype.split_channels`; group ``i`` is a
-depthwise conv with kernel ``kernels[i]``; stride, dilation and padding mode are shared;
-outputs are concatenated in group order.
+Channels come split into groups (``in_splits``, ``out_splits``: the builder splits them with
+:func:`nas.genotype.split_channels`, and an exported ``model.py`` writes the lists out);
+group ``i`` is a depthwise conv with kernel ``kernels[i]``; stride, dilation and padding
+mode are shared; outputs are concatenated in group order.
 
 Two implementations compute the same function from the same parameters (``convs.<i>.weight``,
 one ``nn.Conv2d`` per group, so the state dict does not depend on the implementation):
@@ -21,14 +22,11 @@ grouped 1x1 convs whose channels do not divide evenly) always runs ``split``.
 
 from __future__ import annotations
 
-from typing import Sequence
-
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from nas.errors import NasInputError
-from nas.genotype import split_channels
 from nas.layers.padding import (
     PaddedConv2d,
     PartialConv2d,
@@ -55,28 +53,27 @@ def resolve_impl(impl: str, device_type: str) -> str:
     return impl
 
 
-def _group_conv(in_ch: int, out_ch: int, kernel: int, stride: int, dilation: int, groups: int, padding_mode: str) -> nn.Conv2d:
+def _group_conv(in_chs: int, out_chs: int, kernel: int, stride: int, dilation: int, groups: int, padding_mode: str) -> nn.Conv2d:
     pad = same_padding(kernel, dilation)
     kwargs = dict(stride=stride, padding=pad, dilation=dilation, groups=groups, bias=False)
     if pad == 0:
-        return nn.Conv2d(in_ch, out_ch, kernel, **kwargs)  # no padding: every mode is the same conv
+        return nn.Conv2d(in_chs, out_chs, kernel, **kwargs)  # no padding: every mode is the same conv
     if padding_mode == "partial":
-        return PartialConv2d(in_ch, out_ch, kernel, **kwargs)
+        return PartialConv2d(in_chs, out_chs, kernel, **kwargs)
     if padding_mode in ("reflect", "circular"):
-        return PaddedConv2d(in_ch, out_ch, kernel, padding_mode=padding_mode, **kwargs)
-    return nn.Conv2d(in_ch, out_ch, kernel, padding_mode=padding_mode, **kwargs)
+        return PaddedConv2d(in_chs, out_chs, kernel, padding_mode=padding_mode, **kwargs)
+    return nn.Conv2d(in_chs, out_chs, kernel, padding_mode=padding_mode, **kwargs)
 
 
 class MixConv2d(nn.Module):
     """Mixed depthwise conv: one depthwise kernel size per channel group.
 
     Args:
-        in_channels: input channels (== output channels when ``depthwise``).
-        out_channels: output channels.
+        in_splits: input channels of each group (== ``out_splits`` when ``depthwise``).
+        out_splits: output channels of each group.
         kernels: one odd kernel size per group, e.g. ``(3, 5, 7)``.
         stride, dilation: shared by all groups.
         padding_mode: one of ``zeros, reflect, replicate, circular, partial``.
-        partition: ``equal`` or ``exp`` channel split (:func:`nas.genotype.split_channels`).
         depthwise: each group a depthwise conv (the MixConv case); otherwise each group a dense
             conv from its input split to its output split (a grouped conv with uneven groups).
         impl: ``auto``, ``split`` or ``padded`` (``padded`` needs ``depthwise``).
@@ -86,36 +83,40 @@ class MixConv2d(nn.Module):
 
     def __init__(
         self,
-        in_channels: int,
-        out_channels: int,
-        kernels: Sequence[int],
+        in_splits: list[int],
+        out_splits: list[int],
+        kernels: list[int] | tuple[int, ...],
         stride: int = 1,
         dilation: int = 1,
         padding_mode: str = "zeros",
-        partition: str = "equal",
         depthwise: bool = True,
         impl: str = "auto",
     ) -> None:
         super().__init__()
         kernels = tuple(int(k) for k in kernels)
+        in_splits, out_splits = [int(c) for c in in_splits], [int(c) for c in out_splits]
         check_padding_mode(padding_mode)
         if impl not in IMPLS:
             raise NasInputError(f"unknown MixConv2d impl {impl!r}; expected one of {', '.join(IMPLS)}")
-        if depthwise and in_channels != out_channels:
-            raise ValueError(f"a depthwise MixConv2d keeps its channels, got {in_channels} -> {out_channels}")
+        if not len(kernels) == len(in_splits) == len(out_splits) or not kernels:
+            raise NasInputError(
+                f"MixConv2d needs one kernel per channel group, got kernels {kernels}, "
+                f"splits {in_splits} -> {out_splits}"
+            )
+        if depthwise and in_splits != out_splits:
+            raise NasInputError(f"a depthwise MixConv2d keeps its channels, got {in_splits} -> {out_splits}")
         if not depthwise and impl == "padded":
-            raise ValueError("the padded implementation needs a depthwise MixConv2d")
-        self.in_channels = in_channels
-        self.out_channels = out_channels
+            raise NasInputError("the padded implementation needs a depthwise MixConv2d")
+        self.in_chs = sum(in_splits)
+        self.out_chs = sum(out_splits)
         self.kernels = kernels
         self.stride = stride
         self.dilation = dilation
         self.padding_mode = padding_mode
-        self.partition = partition
         self.depthwise = depthwise
         self.impl = impl if depthwise else "split"
-        self.in_splits = split_channels(in_channels, len(kernels), partition)
-        self.out_splits = split_channels(out_channels, len(kernels), partition)
+        self.in_splits = in_splits
+        self.out_splits = out_splits
         self.max_kernel = max(kernels)
         self.max_pad = same_padding(self.max_kernel, dilation)
         self.convs = nn.ModuleList(
@@ -126,7 +127,7 @@ class MixConv2d(nn.Module):
 
     def extra_repr(self) -> str:
         return (
-            f"{self.in_channels}, {self.out_channels}, kernels={self.kernels}, splits={self.out_splits}, "
+            f"{self.in_chs}, {self.out_chs}, kernels={self.kernels}, splits={self.out_splits}, "
             f"stride={self.stride}, dilation={self.dilation}, padding_mode={self.padding_mode}, impl={self.impl}"
         )
 
@@ -167,15 +168,15 @@ class MixConv2d(nn.Module):
     def forward_padded(self, x: torch.Tensor) -> torch.Tensor:
         """One depthwise conv with every kernel zero-padded to the largest."""
         if not self.depthwise:
-            raise ValueError("the padded implementation needs a depthwise MixConv2d")
+            raise NasInputError("the padded implementation needs a depthwise MixConv2d")
         weight = self.padded_weight()
         pad = self.max_pad
         if self.padding_mode in ("zeros", "partial"):
-            y = F.conv2d(x, weight, None, self.stride, pad, self.dilation, self.out_channels)
+            y = F.conv2d(x, weight, None, self.stride, pad, self.dilation, self.out_chs)
         else:
             if pad:
                 x = F.pad(x, (pad, pad, pad, pad), mode=self.padding_mode)
-            y = F.conv2d(x, weight, None, self.stride, 0, self.dilation, self.out_channels)
+            y = F.conv2d(x, weight, None, self.stride, 0, self.dilation, self.out_chs)
         if self.padding_mode == "partial" and pad:
             y = y.mul_(self._ratios.get(x.shape[-2], x.shape[-1], y, self._make_ratio))
         return y

@@ -55,6 +55,13 @@ def check_border_padding(padding_mode: str, pad: int, height: int, width: int, w
         )
 
 
+def name_layers(model: nn.Module) -> None:
+    """Give every layer with a ``layer_name`` its path in ``model``, so padding errors name it."""
+    for name, module in model.named_modules():
+        if hasattr(type(module), "layer_name"):
+            module.layer_name = name
+
+
 def _axis_ratio(size: int, kernel: int, stride: int, dilation: int, pad: int) -> torch.Tensor:
     """kernel / valid taps for every output position along one axis (float64, CPU)."""
     out = (size + 2 * pad - dilation * (kernel - 1) - 1) // stride + 1
@@ -132,11 +139,11 @@ class PartialConv2d(nn.Conv2d):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         if self.bias is not None:
-            raise ValueError("PartialConv2d has no bias: a batch norm follows it, and the ratio multiply is exact only then")
+            raise NasInputError("PartialConv2d has no bias: a batch norm follows it, and the ratio multiply is exact only then")
         if self.padding_mode != "zeros":
-            raise ValueError("PartialConv2d zero-pads; it takes no other padding_mode")
+            raise NasInputError("PartialConv2d zero-pads; it takes no other padding_mode")
         if self.kernel_size[0] != self.kernel_size[1]:
-            raise ValueError("PartialConv2d expects a square kernel")
+            raise NasInputError("PartialConv2d expects a square kernel")
         self._ratios = RatioCache()
 
     def _make_ratio(self, height: int, width: int) -> torch.Tensor:
@@ -158,6 +165,7 @@ __all__ = [
     "RatioCache",
     "check_border_padding",
     "check_padding_mode",
+    "name_layers",
     "partial_ratio",
     "same_padding",
 ]

@@ -9,9 +9,9 @@ import torch.nn.functional as F
 from nas.layers.activations import create_act
 
 
-def se_channels(block_in_channels: int, se_ratio: float) -> int:
+def se_channels(block_in_chs: int, se_ratio: float) -> int:
     """Reduced channels: ``max(1, int(block input channels * se_ratio))`` (MixNet's rule)."""
-    return max(1, int(block_in_channels * se_ratio))
+    return max(1, int(block_in_chs * se_ratio))
 
 
 class SqueezeExcite(nn.Module):
