@@ -38,7 +38,7 @@ Parsing is strict: an unknown, duplicated or malformed word is an error naming i
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass
 from typing import Iterator
 
 from nas.errors import GenotypeError
@@ -308,10 +308,6 @@ def _match_words(segment: str, allowed: tuple[str, ...]) -> dict[str, re.Match[s
         else:
             raise GenotypeError(f"unknown token {word!r} in {segment!r}")
     return found
-
-
-def _int(m: re.Match[str], token: str) -> int:
-    return int(m.group(1))
 
 
 def _parse_stem(segment: str) -> Stem:

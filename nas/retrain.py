@@ -28,6 +28,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from nas.atomic import atomic_target, write_atomic
 from nas.errors import NasInputError
 from nas.genotype import Arch
 from nas.picks import Pick
@@ -239,18 +240,9 @@ def copy_pick(src: Path, dst: Path, pick: Pick) -> dict[str, Any]:
 
 
 def measure_cost(arch: str, dataset) -> dict[str, float]:
-    """MFLOPs (fvcore multiply-adds, batch 1) and trainable params via ``evaluators.cost``
-    (``evaluators.flops`` + ``evaluators.params`` directly if ``evaluators.cost`` is absent)."""
-    try:
-        from evaluators.cost import measure_cost as _measure_cost
-    except ImportError:
-        import nas
-        from evaluators.flops import count_macs
-        from evaluators.params import count_params
+    """MFLOPs (fvcore multiply-adds, batch 1) and trainable params via ``evaluators.cost``."""
+    from evaluators.cost import measure_cost as _measure_cost
 
-        model = nas.build(arch, num_classes=dataset.num_classes, in_chans=dataset.in_chans)
-        macs = count_macs(model, (dataset.in_chans, dataset.image_size, dataset.image_size))
-        return {"mflops": macs / 1e6, "params": int(count_params(model))}
     cost = _measure_cost(arch, dataset.in_chans, dataset.image_size, dataset.num_classes)
     return {"mflops": float(cost.mflops), "params": int(cost.params)}
 
@@ -277,9 +269,7 @@ def write_curve(folder: Path, history, plot: bool = True) -> None:
     rows = ["epoch,train_loss,lr,images_per_s,seconds"]
     for r in history:
         rows.append(f"{r.epoch},{r.train_loss:.6g},{r.lr:.6g},{r.images_per_s:.6g},{r.seconds:.4g}")
-    tmp = folder / (CURVE_CSV + ".tmp")
-    tmp.write_text("\n".join(rows) + "\n", encoding="utf-8")
-    tmp.replace(folder / CURVE_CSV)
+    write_atomic(folder / CURVE_CSV, "\n".join(rows) + "\n")
     if not plot or not history:
         return
     import matplotlib
@@ -301,9 +291,8 @@ def write_curve(folder: Path, history, plot: bool = True) -> None:
         lines = ax.get_lines() + ax2.get_lines()
         ax.legend(lines, [ln.get_label() for ln in lines], fontsize=8, loc="upper right")
         fig.tight_layout()
-        tmp = folder / "curve.tmp.png"
-        fig.savefig(tmp)
-        tmp.replace(folder / CURVE_PNG)
+        with atomic_target(folder / CURVE_PNG) as tmp:
+            fig.savefig(tmp)
     finally:
         plt.close(fig)
 
@@ -403,9 +392,7 @@ def _human(n) -> str:
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=_json_default) + "\n", encoding="utf-8")
-    tmp.replace(path)
+    write_atomic(path, json.dumps(data, indent=2, default=_json_default) + "\n")
 
 
 def _json_default(obj):
