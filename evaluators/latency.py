@@ -80,41 +80,17 @@ def measure_latency(
         threads: torch intra-op threads during the measurement (``None``: leave as is);
             the previous setting is restored afterwards.
     """
-    shape = tuple(int(s) for s in input_shape)
-    if len(shape) == 4:  # (N, C, H, W): N is the batch size
-        if batch_size not in (1, shape[0]):
-            raise ValueError(f"input_shape {shape} says batch {shape[0]} but batch_size is {batch_size}")
-        batch_size, shape = shape[0], shape[1:]
-    if len(shape) != 3 or min(shape) < 1:
-        raise ValueError(f"input_shape must be (C, H, W) or (N, C, H, W), got {tuple(input_shape)}")
-    if batch_size < 1 or repeats < 1 or warmup < 0:
-        raise ValueError(f"need batch_size >= 1, repeats >= 1, warmup >= 0; got {batch_size}, {repeats}, {warmup}")
+    batch_size, shape = _batch_and_shape(input_shape, batch_size, repeats, warmup)
     device = torch.device(device)
     param = next(iter(model.parameters()), None)
     home = param.device if param is not None else torch.device("cpu")
     dtype = param.dtype if param is not None and param.is_floating_point() else torch.float32
-    cuda = device.type == "cuda"
-
-    def sync() -> None:
-        if cuda:
-            torch.cuda.synchronize(device)
-
     modes = {m: m.training for m in model.modules()}
-    times: list[float] = []
     with _threads(threads) as n_threads:
         try:
             model.to(device).eval()
             x = torch.randn((batch_size,) + shape, device=device, dtype=dtype)
-            with torch.inference_mode():
-                for _ in range(warmup):
-                    model(x)
-                sync()
-                for _ in range(repeats):
-                    sync()
-                    start = time.perf_counter()
-                    model(x)
-                    sync()
-                    times.append((time.perf_counter() - start) * 1000.0)
+            times = _time_passes(model, x, warmup, repeats)
         finally:
             model.to(home)
             for m, training in modes.items():
@@ -130,6 +106,44 @@ def measure_latency(
         device=str(device),
         threads=n_threads,
     )
+
+
+def _batch_and_shape(
+    input_shape: Sequence[int], batch_size: int, repeats: int, warmup: int
+) -> tuple[int, tuple[int, ...]]:
+    """(batch size, (C, H, W)) from ``input_shape`` (C, H, W) or (N, C, H, W); ValueError if inconsistent."""
+    shape = tuple(int(s) for s in input_shape)
+    if len(shape) == 4:  # (N, C, H, W): N is the batch size
+        if batch_size not in (1, shape[0]):
+            raise ValueError(f"input_shape {shape} says batch {shape[0]} but batch_size is {batch_size}")
+        batch_size, shape = shape[0], shape[1:]
+    if len(shape) != 3 or min(shape) < 1:
+        raise ValueError(f"input_shape must be (C, H, W) or (N, C, H, W), got {tuple(input_shape)}")
+    if batch_size < 1 or repeats < 1 or warmup < 0:
+        raise ValueError(f"need batch_size >= 1, repeats >= 1, warmup >= 0; got {batch_size}, {repeats}, {warmup}")
+    return batch_size, shape
+
+
+def _time_passes(model: nn.Module, x: torch.Tensor, warmup: int, repeats: int) -> list[float]:
+    """Milliseconds of each of ``repeats`` forward passes of ``x`` after ``warmup`` untimed ones."""
+    cuda = x.device.type == "cuda"
+
+    def sync() -> None:
+        if cuda:
+            torch.cuda.synchronize(x.device)
+
+    times: list[float] = []
+    with torch.inference_mode():
+        for _ in range(warmup):
+            model(x)
+        sync()
+        for _ in range(repeats):
+            sync()
+            start = time.perf_counter()
+            model(x)
+            sync()
+            times.append((time.perf_counter() - start) * 1000.0)
+    return times
 
 
 __all__ = ["Latency", "measure_latency"]

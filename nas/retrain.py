@@ -28,6 +28,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from nas.atomic import atomic_target, write_atomic
 from nas.errors import NasInputError
 from nas.genotype import Arch
 from nas.picks import Pick
@@ -131,12 +132,6 @@ def retrain_pick(
     Resumes from ``<folder>/checkpoint.pt`` when present. A complete folder (same arch)
     is left as it is unless ``options.force``. Returns the metrics dict.
     """
-    import torch
-
-    import nas
-    from nas.export.weights import save_weights, weights_filename
-    from nas.training import Trainer, TrainingDiverged, evaluate
-
     log = log or _print
     folder = Path(folder)
     arch = str(Arch.parse(pick.arch))
@@ -150,6 +145,28 @@ def retrain_pick(
         (folder / METRICS_FILE).unlink(missing_ok=True)
 
     recipe = retrain_recipe(dataset.name, options)
+    model, trainer, train_s = _train(pick, arch, folder, dataset, recipe, options, log)
+    measured = _test_and_save(model, trainer, arch, folder, dataset, recipe, options)
+    metrics = _metrics(pick, arch, dataset, recipe, options, trainer, train_s, measured)
+    if extra:
+        metrics.update(extra)
+    _write_json(folder / METRICS_FILE, metrics)
+    (folder / CHECKPOINT_FILE).unlink(missing_ok=True)  # done: the weights are the result, the checkpoint is not kept
+    test, cost = measured["test"], measured["cost"]
+    log(f"[{pick.name}] test accuracy {_pct(test.accuracy)}  {cost['mflops']:.3g} MFLOPs  "
+        f"{_human(cost['params'])} params  {measured['latency']['median_ms']:.3g} ms CPU  -> {folder}")
+    return metrics
+
+
+def _train(pick: Pick, arch: str, folder: Path, dataset, recipe, options: RetrainOptions,
+           log: Callable[[str], None]):
+    """Build the seeded model and train it (resuming from the folder's checkpoint), writing
+    ``curve.csv`` after every epoch. Returns (model, trainer, training seconds incl. resumed epochs)."""
+    import torch
+
+    import nas
+    from nas.training import Trainer, TrainingDiverged
+
     torch.manual_seed(options.seed)  # the initial weights depend on the seed only
     model = nas.build(arch, num_classes=dataset.num_classes, in_chans=dataset.in_chans)
     ckpt = folder / CHECKPOINT_FILE
@@ -170,18 +187,34 @@ def retrain_pick(
     except TrainingDiverged as exc:
         raise NasInputError(f"[{pick.name}] {exc}; try a smaller --lr") from None
     train_s = time.perf_counter() - started + sum(r.seconds for r in trainer.history[:done])
+    return model, trainer, train_s
 
-    # The one look at the test split.
+
+def _test_and_save(model, trainer, arch: str, folder: Path, dataset, recipe, options: RetrainOptions) -> dict[str, Any]:
+    """The one look at the test split, then cost, CPU latency, the weights file and the
+    final curve (with its plot). Returns what they measured, by name."""
+    from nas.export.weights import save_weights, weights_filename
+    from nas.training import evaluate
+
     test = evaluate(model, dataset.test, trainer.device, batch_size=recipe.eval_batch_size)
     model = model.to("cpu").eval()
     cost = measure_cost(arch, dataset)
     latency = measure_cpu_latency(model, dataset, options.latency_threads)
-    latency_ms = latency["median_ms"]
     wname = weights_filename()
     digest = save_weights(model.state_dict(), folder / wname, metadata={"genotype": arch, "format": "nas/1"})
     write_curve(folder, trainer.history, plot=True)
+    return {"test": test, "cost": cost, "latency": latency, "weights_file": wname, "weights_sha256": digest}
 
-    metrics: dict[str, Any] = {
+
+def _metrics(pick: Pick, arch: str, dataset, recipe, options: RetrainOptions, trainer, train_s: float,
+             measured: dict[str, Any]) -> dict[str, Any]:
+    """The content of ``metrics.json`` (format ``nas.pick/1``) of a finished pick."""
+    import torch
+
+    import nas
+
+    test, cost, latency = measured["test"], measured["cost"], measured["latency"]
+    return {
         "format": METRICS_FORMAT,
         "complete": True,
         "name": pick.name,
@@ -195,7 +228,7 @@ def retrain_pick(
         "test_loss": test.loss,
         "mflops": cost["mflops"],
         "params": cost["params"],
-        "latency_ms": latency_ms,
+        "latency_ms": latency["median_ms"],
         "latency": {"device": "cpu", "batch": 1, "statistic": "median", **latency,
                     "input": [1, dataset.in_chans, dataset.image_size, dataset.image_size]},
         "epochs": recipe.epochs,
@@ -208,18 +241,11 @@ def retrain_pick(
         "recipe": asdict(recipe),
         "seed": options.seed,
         "device": str(trainer.device),
-        "weights_file": wname,
-        "weights_sha256": digest,
+        "weights_file": measured["weights_file"],
+        "weights_sha256": measured["weights_sha256"],
         "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "versions": {"nas": nas.__version__, "torch": torch.__version__},
     }
-    if extra:
-        metrics.update(extra)
-    _write_json(folder / METRICS_FILE, metrics)
-    ckpt.unlink(missing_ok=True)  # done: the weights are the result, the checkpoint is not kept
-    log(f"[{pick.name}] test accuracy {_pct(test.accuracy)}  {cost['mflops']:.3g} MFLOPs  "
-        f"{_human(cost['params'])} params  {latency_ms:.3g} ms CPU  -> {folder}")
-    return metrics
 
 
 def copy_pick(src: Path, dst: Path, pick: Pick) -> dict[str, Any]:
@@ -239,18 +265,9 @@ def copy_pick(src: Path, dst: Path, pick: Pick) -> dict[str, Any]:
 
 
 def measure_cost(arch: str, dataset) -> dict[str, float]:
-    """MFLOPs (fvcore multiply-adds, batch 1) and trainable params via ``evaluators.cost``
-    (``evaluators.flops`` + ``evaluators.params`` directly if ``evaluators.cost`` is absent)."""
-    try:
-        from evaluators.cost import measure_cost as _measure_cost
-    except ImportError:
-        import nas
-        from evaluators.flops import count_macs
-        from evaluators.params import count_params
+    """MFLOPs (fvcore multiply-adds, batch 1) and trainable params via ``evaluators.cost``."""
+    from evaluators.cost import measure_cost as _measure_cost
 
-        model = nas.build(arch, num_classes=dataset.num_classes, in_chans=dataset.in_chans)
-        macs = count_macs(model, (dataset.in_chans, dataset.image_size, dataset.image_size))
-        return {"mflops": macs / 1e6, "params": int(count_params(model))}
     cost = _measure_cost(arch, dataset.in_chans, dataset.image_size, dataset.num_classes)
     return {"mflops": float(cost.mflops), "params": int(cost.params)}
 
@@ -262,8 +279,6 @@ def measure_cpu_latency(model, dataset, threads: int = 1) -> dict[str, float]:
 
     lat = measure_latency(model, (dataset.in_chans, dataset.image_size, dataset.image_size),
                           batch_size=1, device="cpu", threads=max(1, int(threads)))
-    if isinstance(lat, (int, float)):
-        return {"median_ms": float(lat), "p90_ms": None, "threads": threads, "repeats": None}
     return {"median_ms": float(lat.median_ms), "p90_ms": float(lat.p90_ms), "threads": int(lat.threads),
             "repeats": int(lat.repeats)}
 
@@ -277,9 +292,7 @@ def write_curve(folder: Path, history, plot: bool = True) -> None:
     rows = ["epoch,train_loss,lr,images_per_s,seconds"]
     for r in history:
         rows.append(f"{r.epoch},{r.train_loss:.6g},{r.lr:.6g},{r.images_per_s:.6g},{r.seconds:.4g}")
-    tmp = folder / (CURVE_CSV + ".tmp")
-    tmp.write_text("\n".join(rows) + "\n", encoding="utf-8")
-    tmp.replace(folder / CURVE_CSV)
+    write_atomic(folder / CURVE_CSV, "\n".join(rows) + "\n")
     if not plot or not history:
         return
     import matplotlib
@@ -301,9 +314,8 @@ def write_curve(folder: Path, history, plot: bool = True) -> None:
         lines = ax.get_lines() + ax2.get_lines()
         ax.legend(lines, [ln.get_label() for ln in lines], fontsize=8, loc="upper right")
         fig.tight_layout()
-        tmp = folder / "curve.tmp.png"
-        fig.savefig(tmp)
-        tmp.replace(folder / CURVE_PNG)
+        with atomic_target(folder / CURVE_PNG) as tmp:
+            fig.savefig(tmp)
     finally:
         plt.close(fig)
 
@@ -403,9 +415,7 @@ def _human(n) -> str:
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=_json_default) + "\n", encoding="utf-8")
-    tmp.replace(path)
+    write_atomic(path, json.dumps(data, indent=2, default=_json_default) + "\n")
 
 
 def _json_default(obj):

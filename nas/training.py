@@ -22,8 +22,6 @@ from __future__ import annotations
 
 import copy
 import math
-import os
-import tempfile
 import time
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
@@ -33,6 +31,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from nas.atomic import atomic_target
 from nas.data.base import TensorSplit
 from nas.errors import NasInputError
 
@@ -344,14 +343,8 @@ class ModelEma:
 
 def _atomic_save(obj: Any, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_target(path) as tmp:
         torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 # --------------------------------------------------------------------------- trainer
@@ -466,54 +459,29 @@ class Trainer:
     # -- loop -----------------------------------------------------------------------
 
     def epochs(self) -> Iterator[EpochResult]:
-        """Train the remaining epochs, yielding one result per epoch."""
+        """Train the remaining epochs, yielding one result per epoch.
+
+        After each epoch the checkpoint (if any) is written before the result is yielded,
+        and after the last one the EMA weights (if any) are loaded into the model.
+        """
         recipe, dev = self.recipe, self.device
         x = self.train.images.to(dev, non_blocking=True)
         y = self.train.labels.to(dev, non_blocking=True)
         normalize = _Normalizer(self.train, dev, self.channels_last)
+        val = None
         if self.val is not None:
-            vx = self.val.images.to(dev, non_blocking=True)
-            vy = self.val.labels.to(dev, non_blocking=True)
+            val = (self.val.images.to(dev, non_blocking=True), self.val.labels.to(dev, non_blocking=True))
         losses = torch.zeros(self.steps_per_epoch, dtype=torch.float32, device=dev)
-        model = self.model
         while self.epoch < recipe.epochs:
             epoch = self.epoch + 1
-            model.train()
+            self.model.train()
             t0 = time.perf_counter()
-            perm = torch.randperm(len(self.train), generator=self.generator).to(dev)
-            checked = 0
-            for step in range(self.steps_per_epoch):
-                idx = perm[step * self.batch_size : (step + 1) * self.batch_size]
-                xb = augment_batch(x[idx], self.padding, recipe.hflip, self.generator)
-                xb = normalize(xb)
-                yb = y[idx]
-                with torch.autocast(dev.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
-                    logits = model(xb)
-                loss = F.cross_entropy(logits.float(), yb, label_smoothing=recipe.label_smoothing)
-                losses[step] = loss.detach()
-                if (step + 1) % self.check_every == 0:
-                    self._check(losses, checked, step + 1, epoch)
-                    checked = step + 1
-                self.optimizer.zero_grad(set_to_none=True)
-                self.scaler.scale(loss).backward()
-                if recipe.grad_clip is not None:
-                    self.scaler.unscale_(self.optimizer)
-                    nn.utils.clip_grad_norm_(model.parameters(), recipe.grad_clip)
-                self.scaler.step(self.optimizer)
-                self.scaler.update()
-                self.scheduler.step()
-                if self.ema is not None:
-                    self.ema.update(model)
-            self._check(losses, checked, self.steps_per_epoch, epoch)
+            self._train_steps(epoch, x, y, normalize, losses)
             if dev.type == "cuda":
                 torch.cuda.synchronize(dev)
             train_s = time.perf_counter() - t0
             train_loss = float(losses.mean())
-            if self.val is not None and (self.eval_epochs is None or epoch in self.eval_epochs):
-                eval_model = self.ema.module if self.ema is not None else model
-                acc, vloss = _evaluate(eval_model, vx, vy, normalize, recipe.eval_batch_size, self.amp_dtype)
-            else:
-                acc, vloss = float("nan"), float("nan")
+            acc, vloss = self._validate(epoch, val, normalize)
             self.epoch = epoch
             images = self.steps_per_epoch * self.batch_size
             result = EpochResult(
@@ -531,10 +499,58 @@ class Trainer:
             if self.checkpoint is not None:
                 _atomic_save(self._state(), self.checkpoint)
             if epoch == recipe.epochs and self.ema is not None:
-                model.load_state_dict(self.ema.module.state_dict())
+                self.model.load_state_dict(self.ema.module.state_dict())
             yield result
         if self.epoch == recipe.epochs and self.ema is not None:
-            model.load_state_dict(self.ema.module.state_dict())
+            self.model.load_state_dict(self.ema.module.state_dict())
+
+    def _train_steps(
+        self, epoch: int, x: torch.Tensor, y: torch.Tensor, normalize: _Normalizer, losses: torch.Tensor
+    ) -> None:
+        """One epoch of optimizer steps over a fresh permutation; ``losses[step]`` gets each loss.
+
+        The loss is checked for NaN/inf every ``check_every`` steps (a host sync) before
+        the step that would apply it, and once more at the end of the epoch.
+        """
+        recipe = self.recipe
+        perm = torch.randperm(len(self.train), generator=self.generator).to(self.device)
+        checked = 0
+        for step in range(self.steps_per_epoch):
+            idx = perm[step * self.batch_size : (step + 1) * self.batch_size]
+            xb = augment_batch(x[idx], self.padding, recipe.hflip, self.generator)
+            xb = normalize(xb)
+            with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
+                logits = self.model(xb)
+            loss = F.cross_entropy(logits.float(), y[idx], label_smoothing=recipe.label_smoothing)
+            losses[step] = loss.detach()
+            if (step + 1) % self.check_every == 0:
+                self._check(losses, checked, step + 1, epoch)
+                checked = step + 1
+            self._optimizer_step(loss)
+        self._check(losses, checked, self.steps_per_epoch, epoch)
+
+    def _optimizer_step(self, loss: torch.Tensor) -> None:
+        """Backward (scaled under fp16), optional gradient clipping, step, lr schedule, EMA."""
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        if self.recipe.grad_clip is not None:
+            self.scaler.unscale_(self.optimizer)
+            nn.utils.clip_grad_norm_(self.model.parameters(), self.recipe.grad_clip)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.scheduler.step()
+        if self.ema is not None:
+            self.ema.update(self.model)
+
+    def _validate(
+        self, epoch: int, val: tuple[torch.Tensor, torch.Tensor] | None, normalize: _Normalizer
+    ) -> tuple[float, float]:
+        """(accuracy, loss) on the validation split (of the EMA weights when EMA is on) after
+        the epochs someone looks at; NaN, NaN after the others or without a split."""
+        if val is None or (self.eval_epochs is not None and epoch not in self.eval_epochs):
+            return float("nan"), float("nan")
+        eval_model = self.ema.module if self.ema is not None else self.model
+        return _evaluate(eval_model, val[0], val[1], normalize, self.recipe.eval_batch_size, self.amp_dtype)
 
     def _check(self, losses: torch.Tensor, start: int, stop: int, epoch: int) -> None:
         if stop <= start:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from nas.errors import NasInputError
-from nas.genotype import Arch, Block, Head, Stem
+from nas.genotype import Arch, Block, Head, Stem, border_pad_fits, split_channels
 from nas.space import Space, builtin_names, format_size, load_space, parse_space
 from nas.space.dsl import key_lines
 
@@ -116,9 +116,10 @@ BAD_CASES = [
         ["stages[2].defaults.padding", "reflect", "7x7", "pads 8"],
         26,
     ),
-    ("circular-too-small", _replace("size = [28, 28]", "size = [4, 4]").replace(
+    # circular at 3x3: kernel 5 dilation 2 pads 4 > 3 (pad == size is fine, see the boundary test)
+    ("circular-too-small", _replace("size = [28, 28]", "size = [3, 3]").replace(
         "kernels = [[3], [3, 5]]", 'kernels = [[3], [3, 5]]\npadding = "circular"\ndilation = 2'),
-     ["defaults.padding", "circular", "4x4", "pads 4"], 13),
+     ["defaults.padding", "circular", "stages[0] is only 3x3", "pads 4", "needs pad <= feature-map size"], 13),
     ("missing-input", BASE.replace("[input]\nchannels = 1\nsize = [28, 28]\n", ""), ["input", "missing"], None),
     ("bad-input-size", _replace("size = [28, 28]", "size = [28]"), ["input.size"], 5),
     ("missing-width", _replace("width = 8\n", ""), ["stages[0].width", "missing"], 14),
@@ -142,9 +143,13 @@ def test_bad_input_names_file_key_and_line(tmp_path: Path, case_id: str, text: s
 
 
 def test_base_is_valid_and_partition_check_uses_real_channels(tmp_path: Path) -> None:
-    load_space(str(_write(tmp_path, BASE)))
+    base = load_space(str(_write(tmp_path, BASE))).spec
+    assert [s.width for s in base.stages] == [(8,), (16, 24)]
+    assert base.stages[0].rest.kernels == ((3,), (3, 5))
     ok = _replace("kernels = [[3], [3, 5]]", 'kernels = [3, 5, 7, 9, 11]\npartition = "exp"\nexpansion = 2')
-    load_space(str(_write(tmp_path, ok, "ok.toml")))  # 16 channels: 8, 4, 2, 1, 1
+    first = load_space(str(_write(tmp_path, ok, "ok.toml"))).spec.stages[0].first  # 16 channels: 8, 4, 2, 1, 1
+    assert (first.kernels, first.partition, first.expansion) == (((3, 5, 7, 9, 11),), ("exp",), (2.0,))
+    assert split_channels(8 * 2, 5, "exp") == [8, 4, 2, 1, 1]
 
 
 def test_partition_check_uses_previous_stage_widths(tmp_path: Path) -> None:
@@ -175,6 +180,46 @@ def test_unknown_builtin_lists_names() -> None:
 def test_missing_file() -> None:
     with pytest.raises(NasInputError, match="nope.toml"):
         load_space("nope.toml")
+
+
+@pytest.mark.parametrize("mode", ["reflect", "circular"])
+@pytest.mark.parametrize("size", [1, 2, 3, 4])
+def test_border_pad_limit_is_torchs(mode: str, size: int) -> None:
+    # the one statement of the limit (used by the DSL and the layers) says what F.pad accepts
+    import torch
+    import torch.nn.functional as F
+
+    for pad in range(size + 3):
+        try:
+            F.pad(torch.zeros(1, 1, size, size + 1), (pad,) * 4, mode=mode)
+            accepted = True
+        except RuntimeError:
+            accepted = False
+        assert border_pad_fits(mode, pad, size, size + 1) == accepted, (mode, size, pad)
+
+
+@pytest.mark.parametrize("mode,smallest", [("circular", 4), ("reflect", 5)])
+def test_border_padding_at_the_boundary_dsl_and_model_agree(tmp_path: Path, mode: str, smallest: int) -> None:
+    # kernel 5, dilation 2 pads 4: circular takes a 4x4 map (pad <= size), reflect needs 5x5 (pad < size)
+    import torch
+
+    import nas
+
+    def text(size: int) -> str:
+        return (f"[input]\nchannels = 1\nsize = {size}\n[stem]\nchannels = 4\nstride = 1\n"
+                f"[defaults]\nkernels = [5]\ndilation = 2\npadding = '{mode}'\n[[stages]]\ndepth = 1\nwidth = 4\n"
+                "[head]\nchannels = 0\n")
+
+    arch = load_space(str(_write(tmp_path, text(smallest)))).sample(0)
+    assert f"pad={mode}" in str(arch) and "d2" in str(arch)
+    model = nas.build(arch, num_classes=2, in_chans=1).eval()
+    with torch.no_grad():
+        assert model(torch.randn(1, 1, smallest, smallest)).shape == (1, 2)
+        with pytest.raises(NasInputError, match=f"{mode} padding of 4 pixels"):
+            model(torch.randn(1, 1, smallest - 1, smallest - 1))
+    message = _load_error(tmp_path, text(smallest - 1))
+    too_small = smallest - 1
+    assert f"pads 4 pixels, but the feature map of stages[0] is only {too_small}x{too_small}" in message, message
 
 
 def test_key_lines_scan() -> None:

@@ -62,18 +62,21 @@ def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> ar
 
 
 def run(args: argparse.Namespace) -> int:
-    from nas.picks import parse_names, parse_targets, pick_arch, pick_targets, pick_tiers, pick_trial
-    from nas.retrain import (
-        DEFAULT_EPOCHS,
-        RetrainOptions,
-        collect_picks,
-        copy_pick,
-        make_context,
-        markdown_table,
-        retrain_pick,
-        space_pick,
-    )
+    from nas.retrain import collect_picks, make_context, markdown_table
 
+    _check_numbers(args)
+    ctx = make_context(args.run_path, args.out, args.dataset, args.data_dir)
+    picks = _choose_picks(args, ctx)
+    if picks:
+        _retrain_all(args, ctx, picks)
+    if args.table or picks:
+        if picks and not args.table:
+            print()
+        print(markdown_table(collect_picks(ctx.picks_root)))
+    return 0
+
+
+def _check_numbers(args: argparse.Namespace) -> None:
     for opt in ("epochs", "batch_size", "threads"):
         value = getattr(args, opt)
         if value is not None and value < 1:
@@ -81,7 +84,12 @@ def run(args: argparse.Namespace) -> int:
     if args.lr is not None and not args.lr > 0:
         raise NasInputError(f"--lr must be positive, got {args.lr}")
 
-    ctx = make_context(args.run_path, args.out, args.dataset, args.data_dir)
+
+def _choose_picks(args: argparse.Namespace, ctx) -> list:
+    """The picks the flags ask for: front tiers/targets, then --trial, --arch, --space."""
+    from nas.picks import parse_names, parse_targets, pick_arch, pick_targets, pick_tiers, pick_trial
+    from nas.retrain import space_pick
+
     explicit = bool(args.trial or args.arch or args.space)
     front_wanted = args.pick is not None or args.targets is not None or not (explicit or args.table)
     picks = []
@@ -109,36 +117,36 @@ def run(args: argparse.Namespace) -> int:
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
         raise NasInputError(f"two picks would share the folder name {dup[0]!r}; use --name")
+    return picks
 
-    if picks:
-        options = RetrainOptions(
-            epochs=args.epochs or DEFAULT_EPOCHS, batch_size=args.batch_size, lr=args.lr, ema=not args.no_ema,
-            device=args.device, seed=args.seed, threads=args.threads, force=args.force,
-        )
-        dataset = ctx.load_dataset()
-        print(f"{len(picks)} pick(s) -> {ctx.picks_root}  ({dataset!r}); interrupt any time: the same "
-              f"command resumes after the last finished epoch", flush=True)
-        for p in picks:
-            where = f"trial {p.number}" if p.number is not None else p.source
-            extra = f", search accuracy {p.accuracy:.4f}" if p.accuracy is not None else ""
-            bound = f" (<= {p.bound:.3g} MFLOPs)" if p.bound is not None else ""
-            mf = f", {p.mflops:.3g} MFLOPs" if p.mflops is not None else ""
-            print(f"  {p.name}: {where}{bound}{mf}{extra}" + (f"  = {p.same_as}" if p.same_as else ""))
-        for p in picks:
-            folder = ctx.picks_root / p.name
-            if p.same_as is not None:
-                copy_pick(ctx.picks_root / p.same_as, folder, p)
-                print(f"[{p.name}] same trial as {p.same_as}: copied {ctx.picks_root / p.same_as} -> {folder}")
-                continue
-            info = {"space": p.name} if p.source == "space" else None
-            retrain_pick(p, folder, dataset, options, extra=info)
-        if ctx.run is not None and ctx.picks_root == ctx.run.path / "picks":
-            _replot(ctx.run)
-    if args.table or picks:
-        if picks and not args.table:
-            print()
-        print(markdown_table(collect_picks(ctx.picks_root)))
-    return 0
+
+def _retrain_all(args: argparse.Namespace, ctx, picks: list) -> None:
+    """List the picks, retrain each (a duplicate of an earlier one is copied), redraw the run's front."""
+    from nas.retrain import DEFAULT_EPOCHS, RetrainOptions, copy_pick, retrain_pick
+
+    options = RetrainOptions(
+        epochs=args.epochs or DEFAULT_EPOCHS, batch_size=args.batch_size, lr=args.lr, ema=not args.no_ema,
+        device=args.device, seed=args.seed, threads=args.threads, force=args.force,
+    )
+    dataset = ctx.load_dataset()
+    print(f"{len(picks)} pick(s) -> {ctx.picks_root}  ({dataset!r}); interrupt any time: the same "
+          f"command resumes after the last finished epoch", flush=True)
+    for p in picks:
+        where = f"trial {p.number}" if p.number is not None else p.source
+        extra = f", search accuracy {p.accuracy:.4f}" if p.accuracy is not None else ""
+        bound = f" (<= {p.bound:.3g} MFLOPs)" if p.bound is not None else ""
+        mf = f", {p.mflops:.3g} MFLOPs" if p.mflops is not None else ""
+        print(f"  {p.name}: {where}{bound}{mf}{extra}" + (f"  = {p.same_as}" if p.same_as else ""))
+    for p in picks:
+        folder = ctx.picks_root / p.name
+        if p.same_as is not None:
+            copy_pick(ctx.picks_root / p.same_as, folder, p)
+            print(f"[{p.name}] same trial as {p.same_as}: copied {ctx.picks_root / p.same_as} -> {folder}")
+            continue
+        info = {"space": p.name} if p.source == "space" else None
+        retrain_pick(p, folder, dataset, options, extra=info)
+    if ctx.run is not None and ctx.picks_root == ctx.run.path / "picks":
+        _replot(ctx.run)
 
 
 def _replot(run) -> None:

@@ -1,20 +1,19 @@
 """Download a file with checksum verification and an atomic write.
 
-The file is streamed to a temporary file in the destination folder while its
-hash is computed; only if the hash matches is it renamed into place
-(``os.replace``), so an interrupted or corrupted download never leaves a file
-that looks complete.
+The file is streamed to a temporary file in the destination folder
+(:func:`nas.atomic.atomic_target`) while its hash is computed; only if the hash
+matches is it renamed into place, so an interrupted or corrupted download never
+leaves a file that looks complete.
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 import urllib.error
 import urllib.request
 from pathlib import Path
 
+from nas.atomic import atomic_target
 from nas.errors import NasInputError
 
 
@@ -36,21 +35,8 @@ def download_file(url: str, dest: Path | str, checksum: str | None, timeout: flo
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     hasher = hashlib.new(_hash_name(checksum)) if checksum else None
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            try:
-                with urllib.request.urlopen(url, timeout=timeout) as response:
-                    while True:
-                        chunk = response.read(1 << 20)
-                        if not chunk:
-                            break
-                        out.write(chunk)
-                        if hasher is not None:
-                            hasher.update(chunk)
-            except (urllib.error.URLError, OSError, ValueError) as exc:
-                raise NasInputError(f"download of {url} failed: {exc}") from exc
+    with atomic_target(dest) as tmp:
+        _stream_to(url, tmp, hasher, timeout)
         if hasher is not None and checksum is not None:
             got = hasher.hexdigest()
             if got != checksum.lower():
@@ -58,8 +44,20 @@ def download_file(url: str, dest: Path | str, checksum: str | None, timeout: flo
                     f"checksum mismatch for {url}: expected {hasher.name} {checksum.lower()}, got {got}; "
                     f"the file was not saved"
                 )
-        os.replace(tmp, dest)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return dest
+
+
+def _stream_to(url: str, path: Path, hasher, timeout: float) -> None:
+    """Copy the body of ``url`` to ``path`` in 1 MiB chunks, feeding ``hasher`` (if any)."""
+    with open(path, "wb") as out:
+        try:
+            with urllib.request.urlopen(url, timeout=timeout) as response:
+                while True:
+                    chunk = response.read(1 << 20)
+                    if not chunk:
+                        break
+                    out.write(chunk)
+                    if hasher is not None:
+                        hasher.update(chunk)
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            raise NasInputError(f"download of {url} failed: {exc}") from exc

@@ -131,22 +131,8 @@ def load_idx_dataset(
 ) -> Dataset:
     """Load an IDX data set: from ``data_dir`` (or ``data_dir/<name>``), else the
     system folder, else the user cache; download (only if asked) when missing."""
-    if data_dir is not None:
-        root = Path(data_dir)
-        if root.exists() and not root.is_dir():
-            raise NasInputError(f"data folder {root} is not a folder")
-        if not download and not root.is_dir():
-            raise NasInputError(f"data folder {root} does not exist")
-        candidates = [root, root / spec.name]
-        target = root
-    else:
-        candidates = [Path(d) for d in spec.system_dirs] + [default_cache_dir(spec.name)]
-        target = default_cache_dir(spec.name)
-    files = None
-    for folder in candidates:
-        files = _complete(folder)
-        if files is not None:
-            break
+    candidates, target = _candidate_folders(spec, data_dir, download)
+    files = next((found for found in map(_complete, candidates) if found is not None), None)
     if files is None:
         if not download:
             where = ", ".join(str(c) for c in candidates)
@@ -155,31 +141,10 @@ def load_idx_dataset(
                 f"{spec.name}: IDX files not found in {where} (missing in {candidates[0]}: "
                 f"{', '.join(missing)}[.gz]); pass a folder that holds them (--data-dir), or allow the download (--download)"
             )
-        url = (base_url or spec.base_url).rstrip("/") + "/"
-        sums = dict(spec.files)
-        if checksums:
-            sums.update(checksums)
-        files = {}
-        for stem in _STEMS:
-            existing = _find(target, stem)
-            if existing is not None:
-                files[stem] = existing
-                continue
-            files[stem] = download_file(url + f"{stem}.gz", target / f"{stem}.gz", sums.get(stem))
+        files = _download_missing(spec, target, base_url, checksums)
     arrays = {stem: read_idx(path) for stem, path in files.items()}
     for split in ("train", "t10k"):
-        images, labels = arrays[f"{split}-images-idx3-ubyte"], arrays[f"{split}-labels-idx1-ubyte"]
-        img_path, lbl_path = files[f"{split}-images-idx3-ubyte"], files[f"{split}-labels-idx1-ubyte"]
-        if images.ndim != 3:
-            raise NasInputError(f"IDX file {img_path} should hold images (3 dims), has shape {images.shape}")
-        if labels.ndim != 1:
-            raise NasInputError(f"IDX file {lbl_path} should hold labels (1 dim), has shape {labels.shape}")
-        if images.shape[0] != labels.shape[0]:
-            raise NasInputError(
-                f"{img_path} holds {images.shape[0]} images but {lbl_path} holds {labels.shape[0]} labels"
-            )
-        if labels.size and int(labels.max()) >= len(spec.classes):
-            raise NasInputError(f"IDX file {lbl_path} has label {int(labels.max())}; {spec.name} has {len(spec.classes)} classes")
+        _check_split(spec, arrays, files, split)
 
     def images_t(stem: str) -> torch.Tensor:
         return torch.from_numpy(arrays[stem].copy()).unsqueeze(1)
@@ -196,3 +161,49 @@ def load_idx_dataset(
         spec.classes,
         source=str(files["train-images-idx3-ubyte"].parent),
     )
+
+
+def _candidate_folders(spec: IdxSpec, data_dir: str | Path | None, download: bool) -> tuple[list[Path], Path]:
+    """The folders to look in, in order, and the one a download goes to."""
+    if data_dir is None:
+        return [Path(d) for d in spec.system_dirs] + [default_cache_dir(spec.name)], default_cache_dir(spec.name)
+    root = Path(data_dir)
+    if root.exists() and not root.is_dir():
+        raise NasInputError(f"data folder {root} is not a folder")
+    if not download and not root.is_dir():
+        raise NasInputError(f"data folder {root} does not exist")
+    return [root, root / spec.name], root
+
+
+def _download_missing(
+    spec: IdxSpec, target: Path, base_url: str | None, checksums: Mapping[str, str] | None
+) -> dict[str, Path]:
+    """Every IDX file in ``target``, downloading (checksum-verified) the ones not there yet."""
+    url = (base_url or spec.base_url).rstrip("/") + "/"
+    sums = dict(spec.files)
+    if checksums:
+        sums.update(checksums)
+    files = {}
+    for stem in _STEMS:
+        existing = _find(target, stem)
+        if existing is not None:
+            files[stem] = existing
+            continue
+        files[stem] = download_file(url + f"{stem}.gz", target / f"{stem}.gz", sums.get(stem))
+    return files
+
+
+def _check_split(spec: IdxSpec, arrays: Mapping[str, np.ndarray], files: Mapping[str, Path], split: str) -> None:
+    """The images and labels of ``split`` (train / t10k) fit together and the data set's classes."""
+    images, labels = arrays[f"{split}-images-idx3-ubyte"], arrays[f"{split}-labels-idx1-ubyte"]
+    img_path, lbl_path = files[f"{split}-images-idx3-ubyte"], files[f"{split}-labels-idx1-ubyte"]
+    if images.ndim != 3:
+        raise NasInputError(f"IDX file {img_path} should hold images (3 dims), has shape {images.shape}")
+    if labels.ndim != 1:
+        raise NasInputError(f"IDX file {lbl_path} should hold labels (1 dim), has shape {labels.shape}")
+    if images.shape[0] != labels.shape[0]:
+        raise NasInputError(
+            f"{img_path} holds {images.shape[0]} images but {lbl_path} holds {labels.shape[0]} labels"
+        )
+    if labels.size and int(labels.max()) >= len(spec.classes):
+        raise NasInputError(f"IDX file {lbl_path} has label {int(labels.max())}; {spec.name} has {len(spec.classes)} classes")

@@ -19,6 +19,7 @@ import torch
 import torch.nn as nn
 
 from nas.errors import NasInputError
+from nas.genotype import border_pad_fits
 
 PADDING_MODES = ("zeros", "reflect", "replicate", "circular", "partial")
 
@@ -38,21 +39,16 @@ def check_padding_mode(padding_mode: str) -> str:
 
 
 def check_border_padding(padding_mode: str, pad: int, height: int, width: int, where: str) -> None:
-    """Reflect needs ``pad < size`` and circular ``pad <= size`` on both axes: say so clearly."""
-    if padding_mode == "reflect":
-        ok = pad < height and pad < width
-        need = f"more than {pad}"
-    elif padding_mode == "circular":
-        ok = pad <= height and pad <= width
-        need = f"at least {pad}"
-    else:
+    """Reflect needs ``pad < size`` and circular ``pad <= size`` on both axes
+    (:func:`nas.genotype.border_pad_fits`, the limit the DSL checks too): say so clearly."""
+    if border_pad_fits(padding_mode, pad, height, width):
         return
-    if not ok:
-        raise NasInputError(
-            f"{where}: {padding_mode} padding of {pad} pixels needs an input of {need} pixels per side, "
-            f"got {height}x{width}; use a smaller kernel or dilation, pad=zeros/replicate/partial, "
-            f"or a larger input"
-        )
+    need = f"more than {pad}" if padding_mode == "reflect" else f"at least {pad}"
+    raise NasInputError(
+        f"{where}: {padding_mode} padding of {pad} pixels needs an input of {need} pixels per side, "
+        f"got {height}x{width}; use a smaller kernel or dilation, pad=zeros/replicate/partial, "
+        f"or a larger input"
+    )
 
 
 def name_layers(model: nn.Module) -> None:

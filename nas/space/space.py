@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 from nas.errors import NasInputError
 from nas.genotype import Arch, Block, Head, Stem
-from nas.space.dsl import BlockChoices, SpaceSpec, StageSpec, parse_space
+from nas.space.dsl import parse_space
+from nas.space.spec import BlockChoices, SpaceSpec, StageSpec
 
 if TYPE_CHECKING:
     import optuna
