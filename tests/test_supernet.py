@@ -93,7 +93,7 @@ def test_one_point_space_supernet_equals_its_plain_network():
         torch.testing.assert_close(dict(subnet.named_parameters())[key], value, rtol=0, atol=0)
     # beyond the plain network's weights it holds only the corners of the mixed kernels
     dw = [m for m in plain.modules() if isinstance(m, nas.layers.mixconv.MixConv2d) and m.depthwise]
-    corners = sum(m.out_channels * m.max_kernel**2 - sum(c.weight.numel() for c in m.convs) for m in dw)
+    corners = sum(m.out_chs * m.max_kernel**2 - sum(c.weight.numel() for c in m.convs) for m in dw)
     assert sum(p.numel() for p in supernet.parameters()) == sum(p.numel() for p in plain.parameters()) + corners
 
 
@@ -175,10 +175,10 @@ def test_sandwich_training_teaches_every_subnet(tiny, digits):
     supernet = Supernet(tiny, num_classes=10)
     archs = _archs(supernet, 2)
     before = [score(supernet, a, calib, val, "cpu").accuracy for a in archs]
-    recipe = recipe_for("digits", epochs=6, batch_size=64, lr=0.2, warmup_epochs=0.2)
-    trainer = SupernetTrainer(supernet, train, recipe, Sandwich(random_subnets=1), device="cpu", seed=0)
+    recipe = recipe_for("digits", epochs=12, batch_size=64, lr=0.2, warmup_epochs=0.2)
+    trainer = SupernetTrainer(supernet, train, recipe, Sandwich(random_subnets=2), device="cpu", seed=0)
     for _ in trainer.run(report_every=50):
         pass
     after = [score(supernet, a, calib, val, "cpu").accuracy for a in archs]
-    assert after[0] > 0.6, "the largest subnet (the teacher) learns"
-    assert all(a > b + 0.05 for a, b in zip(after, before)), (before, after)
+    assert after[0] > 0.8, "the largest subnet (the teacher) learns"
+    assert all(a > b + 0.2 for a, b in zip(after, before)), (before, after)

@@ -37,8 +37,7 @@ import torch
 import torch.nn as nn
 from torch.func import functional_call
 
-from nas.blocks import create_block
-from nas.builder import NasNet, build, init_weights
+from nas.builder import NasNet, build, create_block, init_weights
 from nas.errors import NasInputError
 from nas.genotype import Arch, Block, Head, Stem
 from nas.layers.mixconv import MixConv2d
