@@ -22,15 +22,19 @@ are resampled with replacement within each band (all genotypes for the overall f
 Built-in predictors: ``mflops``, ``params`` (fvcore multiply-adds, parameter count) and the
 scratch proxy of the search at its default and two other settings (``proxy-default``: the
 search's ``ProxyConfig()``, 2000 images x 9 epochs at 14x14; ``proxy-short``: 2000 x 3 at
-14x14; ``proxy-full-res``: 4000 x 3 at 28x28). Any other predictor plugs in as
+14x14; ``proxy-more-data``: 6000 x 3 at 14x14, the default's image-epochs on 3x the images),
+and the one-shot ``supernet`` (one supernet of ``mdconv`` trained with the sandwich rule on
+20,000 images x 2 epochs at 14x14, every genotype scored by inherited weights after BN
+recalibration). Any other predictor plugs in as
 ``--predictor NAME=module:function``, where ``function(genotypes: list[str]) -> list[float]``
-(the supernet of issue 12 is meant to come in this way). Scores are cached per predictor in
+(e.g. ``evaluators.oneshot:fidelity_scores`` with its defaults). Scores are cached per predictor in
 ``benchmarks/ground_truth/predictions/NAME.csv`` (committed: small), so a later run pays only
 for new genotypes; ``--fresh`` recomputes them.
 
     python benchmarks/bench_fidelity.py                               # mflops, params, cached proxies
     python benchmarks/bench_fidelity.py --predictors mflops,params,proxy-default,proxy-short,proxy-full-res --workers 2
-    python benchmarks/bench_fidelity.py --predictor supernet=nas.supernet.fidelity:score
+    python benchmarks/bench_fidelity.py --predictors supernet
+    python benchmarks/bench_fidelity.py --predictor mine=evaluators.oneshot:fidelity_scores
 """
 
 from __future__ import annotations
@@ -61,7 +65,11 @@ TOP = 3
 PROXY_SETTINGS: dict[str, dict] = {
     "proxy-default": {},
     "proxy-short": {"epochs": 3},
-    "proxy-full-res": {"train_size": 4000, "epochs": 3, "resolution": None},
+    "proxy-more-data": {"train_size": 6000, "epochs": 3},
+}
+#: The one-shot predictor's settings (evaluators.oneshot.OneShotConfig field changes).
+SUPERNET_SETTINGS: dict[str, dict] = {
+    "supernet": {"train_size": 20000, "epochs": 2},
 }
 
 
@@ -104,6 +112,20 @@ def score_genotype(kind: str, settings: tuple, genotype: str) -> float:
     raise ValueError(f"unknown predictor kind {kind!r}")
 
 
+def supernet_scores(settings: tuple) -> Callable[[list[str]], list[float]]:
+    """The one-shot predictor: one supernet trained once (resumable, kept in the table's local
+    work folder, keyed by its settings), every genotype scored by inherited weights."""
+    def score_all(genotypes: list[str]) -> list[float]:
+        import hashlib
+
+        from evaluators.oneshot import fidelity_scores
+
+        key = hashlib.sha1(repr(settings).encode()).hexdigest()[:10]
+        return fidelity_scores(genotypes, folder=FOLDER / ".work" / f"supernet-{key}", **dict(settings))
+
+    return score_all
+
+
 def builtin_predictors() -> dict[str, Predictor]:
     found = {
         "mflops": Predictor("mflops", "fvcore multiply-adds at 28x28 (bigger = better)", "mflops"),
@@ -112,6 +134,10 @@ def builtin_predictors() -> dict[str, Predictor]:
     for name, changes in PROXY_SETTINGS.items():
         found[name] = Predictor(name, f"scratch proxy, ProxyConfig() with {changes or 'no changes'}, seed 0",
                                 "proxy", tuple(sorted(changes.items())))
+    for name, changes in SUPERNET_SETTINGS.items():
+        settings = tuple(sorted(changes.items()))
+        found[name] = Predictor(name, f"supernet, OneShotConfig() with {changes}; CPU s = its training + "
+                                "scoring, spread over the genotypes scored with it", score_all=supernet_scores(settings))
     return found
 
 
@@ -381,7 +407,8 @@ def main() -> None:
     names: list[str] = []
     for token in (t.strip() for t in args.predictors.split(",") if t.strip()):
         if token == "cached":
-            names += [n for n in PROXY_SETTINGS if (PREDICTIONS / f"{n}.csv").is_file() and n not in names]
+            names += [n for n in [*PROXY_SETTINGS, *SUPERNET_SETTINGS]
+                      if (PREDICTIONS / f"{n}.csv").is_file() and n not in names]
         elif token in available:
             names.append(token)
         else:

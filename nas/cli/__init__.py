@@ -13,7 +13,7 @@ from typing import Sequence
 from nas.errors import NasInputError
 
 # Sub-command modules, in the order `nas --help` lists them.
-_COMMANDS = ("spaces", "search", "pareto", "retrain", "export")
+_COMMANDS = ("spaces", "search", "pareto", "retrain", "export", "supernet")
 
 
 def _load(name: str):

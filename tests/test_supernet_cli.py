@@ -1,0 +1,74 @@
+"""``nas supernet train`` / ``score`` as a user runs them: real processes, real digits data,
+a SIGKILL in the middle of training and a resume that ends where an unbroken run ends."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from test_supernet import TINY_SPACE
+
+pytestmark = pytest.mark.slow
+
+ARCH = "stem c8 s1 | ds k3.5 c8 se0.25 | ir k3 e3 c16 s2 | head c32"
+
+
+def _nas(*args, **kwargs):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen([sys.executable, "-m", "nas", *args], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, **kwargs)
+
+
+def _train(space, out):
+    return _nas("supernet", "train", "--space", str(space), "--out", str(out), "--dataset", "digits",
+                "--resolution", "0", "--epochs", "6", "--train-size", "900", "--val-size", "200",
+                "--batch-size", "32", "--threads", "1", "--device", "cpu")
+
+
+def _score(out) -> str:
+    proc = _nas("supernet", "score", str(out), ARCH, "--device", "cpu")
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 0, stderr
+    return stdout.split()[0]
+
+
+def test_killed_training_resumes_to_the_same_supernet(tmp_path):
+    space = tmp_path / "tiny.toml"
+    space.write_text(TINY_SPACE)
+    whole = _train(space, tmp_path / "whole")
+    _, stderr = whole.communicate(timeout=300)
+    assert whole.returncode == 0, stderr
+    assert "img/s" in stderr and "ETA" in stderr
+
+    broken = _train(space, tmp_path / "broken")
+    checkpoint = tmp_path / "broken" / "supernet.pt"
+    deadline = time.monotonic() + 240
+    while not checkpoint.exists() and broken.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert broken.poll() is None, "killed before it ended"
+    broken.send_signal(signal.SIGKILL)
+    broken.wait()
+    assert json.loads((tmp_path / "broken" / "config.json").read_text())["complete"] is False
+    resumed = _train(space, tmp_path / "broken")
+    _, stderr = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, stderr
+    assert _score(tmp_path / "whole") == _score(tmp_path / "broken")
+
+
+def test_bad_input_is_named_with_exit_2(tmp_path):
+    proc = _nas("supernet", "score", str(tmp_path), ARCH)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 2 and "not a supernet folder" in stderr and "Traceback" not in stderr
+    space = tmp_path / "tiny.toml"
+    space.write_text(TINY_SPACE)
+    done = _train(space, tmp_path / "net")
+    assert done.wait(timeout=300) == 0
+    proc = _nas("supernet", "score", str(tmp_path / "net"), "stem c8 s1 | ds k3.5.7 c8 | head c0")
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 2 and "not in the space" in stderr and "Traceback" not in stderr
