@@ -32,7 +32,8 @@ recalibration). Any other predictor plugs in as
 for new genotypes; ``--fresh`` recomputes them.
 
     python benchmarks/bench_fidelity.py                               # mflops, params, cached proxies
-    python benchmarks/bench_fidelity.py --predictors mflops,params,proxy-default,proxy-short,proxy-full-res --workers 2
+    python benchmarks/bench_fidelity.py --predictors mflops,params,proxy-default,proxy-short,proxy-more-data --workers 2
+    python benchmarks/bench_fidelity.py --predictors proxy-default --prefetch   # score every listed genotype now
     python benchmarks/bench_fidelity.py --predictors supernet
     python benchmarks/bench_fidelity.py --predictor mine=evaluators.oneshot:fidelity_scores
 """
@@ -55,7 +56,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _machine import print_machine  # noqa: E402
-from ground_truth import FOLDER, TABLE_CSV, atomic_csv, commit_id, read_table  # noqa: E402
+from ground_truth import FOLDER, TABLE_CSV, atomic_csv, commit_id, read_jobs, read_table  # noqa: E402
 
 PREDICTIONS = FOLDER / "predictions"
 BOOTSTRAP = 2000
@@ -169,25 +170,32 @@ def predictions(predictor: Predictor, genotypes: Sequence[str], workers: int, fr
         with path.open(newline="") as fh:
             cached = {r["genotype"]: (float(r["score"]), float(r["cpu_seconds"])) for r in csv.DictReader(fh)}
     missing = [g for g in genotypes if g not in cached]
-    if missing:
-        print(f"  {predictor.name}: scoring {len(missing)} genotypes ({len(cached)} cached)", flush=True)
-        if predictor.score_all is not None:
-            start = time.process_time()
-            scores = predictor.score_all(list(missing))
-            each = (time.process_time() - start) / len(missing)
-            new = {g: (float(s), each) for g, s in zip(missing, scores)}
-        else:
-            jobs = [(predictor.kind, predictor.settings, g) for g in missing]
-            if workers > 1:
-                with ProcessPoolExecutor(max_workers=workers) as pool:
-                    new = {g: (v, c) for g, v, c in pool.map(_timed, jobs)}
-            else:
-                new = {g: (v, c) for g, v, c in map(_timed, jobs)}
-        cached.update(new)
+
+    def save() -> None:
         PREDICTIONS.mkdir(parents=True, exist_ok=True)
         atomic_csv(path, ["genotype", "score", "cpu_seconds", "commit"],
                    [{"genotype": g, "score": repr(s), "cpu_seconds": f"{c:.3f}", "commit": commit_id()}
                     for g, (s, c) in sorted(cached.items())])
+
+    if not missing:
+        return {g: cached[g] for g in genotypes}
+    print(f"  {predictor.name}: scoring {len(missing)} genotypes ({len(cached)} cached)", flush=True)
+    if predictor.score_all is not None:
+        start = time.process_time()
+        scores = predictor.score_all(list(missing))
+        each = (time.process_time() - start) / len(missing)
+        cached.update({g: (float(s), each) for g, s in zip(missing, scores)})
+        save()
+    else:  # one genotype at a time, each result kept as soon as it is there
+        jobs = [(predictor.kind, predictor.settings, g) for g in missing]
+        pool = ProcessPoolExecutor(max_workers=workers) if workers > 1 else None
+        try:
+            for g, v, c in (pool.map(_timed, jobs) if pool else map(_timed, jobs)):
+                cached[g] = (v, c)
+                save()
+        finally:
+            if pool:
+                pool.shutdown()
     return {g: cached[g] for g in genotypes}
 
 
@@ -397,12 +405,11 @@ def main() -> None:
                         help="a plug-in predictor (repeatable)")
     parser.add_argument("--workers", type=int, default=1, help="processes for per-genotype predictors (one thread each)")
     parser.add_argument("--fresh", action="store_true", help="recompute cached scores")
+    parser.add_argument("--prefetch", action="store_true",
+                        help="score every genotype of the job list (not only those with a row yet), then stop")
     args = parser.parse_args()
 
     print_machine()
-    truth = load_truth(args.table, args.epochs)
-    if len(truth.genotypes) < 3:
-        raise SystemExit(f"{args.table}: {len(truth.genotypes)} genotypes with a seed-0 row; need at least 3")
     available = builtin_predictors()
     names: list[str] = []
     for token in (t.strip() for t in args.predictors.split(",") if t.strip()):
@@ -414,6 +421,14 @@ def main() -> None:
         else:
             raise SystemExit(f"--predictors: unknown predictor {token!r}; built-in: {', '.join(available)}, cached")
     chosen = [available[n] for n in dict.fromkeys(names)] + [plugin_predictor(s) for s in args.predictor]
+    if args.prefetch:
+        listed = sorted({job["genotype"] for job in read_jobs()})
+        for predictor in chosen:
+            predictions(predictor, listed, args.workers, args.fresh)
+        return
+    truth = load_truth(args.table, args.epochs)
+    if len(truth.genotypes) < 3:
+        raise SystemExit(f"{args.table}: {len(truth.genotypes)} genotypes with a seed-0 row; need at least 3")
     scored = {p.name: predictions(p, truth.genotypes, args.workers, args.fresh) for p in chosen}
     print("\n".join(report(truth, scored, {p.name: p.describe for p in chosen})))
 
