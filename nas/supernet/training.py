@@ -34,6 +34,7 @@ from nas.training import (
     _make_optimizer,
     _Normalizer,
     _WarmupCosine,
+    _amp_dtype,
     augment_batch,
     default_crop_padding,
     resolve_device,
@@ -96,6 +97,8 @@ class SupernetTrainer:
         self.steps_per_epoch = max(1, len(train) // self.batch_size)
         self.total_steps = recipe.epochs * self.steps_per_epoch
         self.padding = recipe.crop_padding if recipe.crop_padding is not None else default_crop_padding(train.image_size)
+        self.amp_dtype = _amp_dtype(self.device, recipe)  # CUDA: bf16 where supported, else fp16 + scaler
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
         self.optimizer = _make_optimizer(supernet, recipe)
         warmup = min(int(round(recipe.warmup_epochs * self.steps_per_epoch)), self.total_steps - 1)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, _WarmupCosine(self.total_steps, max(0, warmup), recipe.min_lr_ratio))
@@ -118,7 +121,7 @@ class SupernetTrainer:
         self.checkpoint.parent.mkdir(parents=True, exist_ok=True)
         state = {"format": CHECKPOINT_FORMAT, "step": self.step, "settings": self._settings(),
                  "shared": self.supernet.state_dict(), "optimizer": self.optimizer.state_dict(),
-                 "scheduler": self.scheduler.state_dict()}
+                 "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict()}
         with atomic_target(self.checkpoint) as tmp:
             torch.save(state, tmp)
 
@@ -135,6 +138,7 @@ class SupernetTrainer:
         self.supernet.load_state_dict(state["shared"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
+        self.scaler.load_state_dict(state["scaler"])
         self.step = int(state["step"])
 
     # ------------------------------------------------------------ training
@@ -150,7 +154,8 @@ class SupernetTrainer:
         teacher = None
         total = 0.0
         for i, arch in enumerate(self.archs(step)):
-            logits = self.supernet(images, arch).float()
+            with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
+                logits = self.supernet(images, arch).float()
             hard = F.cross_entropy(logits, labels, label_smoothing=smoothing)
             if i == 0:
                 loss, teacher = hard, logits.detach().softmax(1)
@@ -159,9 +164,10 @@ class SupernetTrainer:
                 loss = self.sandwich.distill * soft + (1.0 - self.sandwich.distill) * hard
             if not torch.isfinite(loss):
                 raise NasInputError(f"supernet training diverged at step {step} (loss {float(loss)}); try a smaller lr")
-            loss.backward()
+            self.scaler.scale(loss).backward()
             total += float(loss.detach())
-        self.optimizer.step()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
         self.scheduler.step()
         return total
 
