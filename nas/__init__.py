@@ -17,7 +17,7 @@ from nas.genotype import Arch
 if TYPE_CHECKING:  # imported lazily so `import nas` stays light (no torch, no ray)
     import torch.nn as nn
 
-    from nas.results import Run
+    from nas.runs import Run
     from nas.space import Space
 
 __version__ = "0.1.0"
@@ -39,7 +39,7 @@ def build(arch: "Arch | str", num_classes: int = 10, in_chans: int = 3, **kwargs
 
 def load_run(path: str) -> "Run":
     """Open a run folder; ``run.trials`` and ``run.pareto`` are pandas DataFrames."""
-    from nas.results import load_run as _load_run
+    from nas.runs import load_run as _load_run
 
     return _load_run(path)
 
