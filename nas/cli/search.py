@@ -22,6 +22,8 @@ def _positive_float(text: str) -> float:
 
 
 def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> argparse.ArgumentParser:
+    """The ``search`` sub-command: one ``add_argument`` per option, in the groups ``--help`` shows
+    (long by nature: a list of declarations, no logic)."""
     p = sub.add_parser(
         "search",
         help="search a space for the accuracy/cost Pareto front (writes results/<run>/)",
