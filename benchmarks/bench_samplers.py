@@ -16,7 +16,7 @@ is worth nothing whatever its cost. Larger is better.
 Fidelity: cheaper than a real search to fit the time (default 3 epochs max with
 eta 3 on 1000 training / 500 validation images); the ranking of samplers at a cheap
 fidelity is the question here, not the absolute accuracies. The sampler settings
-are the engine's own (``nas.search.driver.make_sampler``).
+are the engine's own (``nas.search.settings.make_sampler``).
 
     python benchmarks/bench_samplers.py --quick      # digits, small 8x8 space, budget 10, 1 seed
     python benchmarks/bench_samplers.py              # mdconv on Fashion-MNIST, budget 60, 3 seeds
@@ -65,14 +65,14 @@ channels = [0, 64]
 
 
 def reference_mflops(space, info, n: int = 200) -> float:
-    from nas.search.driver import cost_measurer
+    from nas.search.feasibility import cost_measurer
 
     measure = cost_measurer(info)
     return 1.1 * max(measure(space.sample(seed))[0] for seed in range(n))
 
 
 def front_hypervolume(front, chance: float, ref_mflops: float) -> float:
-    from nas.search.moo import hypervolume_2d
+    from nas.moo import hypervolume_2d
 
     pts = [(float(a), math.log10(float(m))) for a, m in zip(front["accuracy"], front["mflops"]) if m > 0]
     return hypervolume_2d(pts, ("max", "min"), (chance, math.log10(ref_mflops)))
@@ -105,12 +105,15 @@ def main() -> int:
 
     import ray
 
-    from nas.search.driver import Fidelity, SearchSettings, _dataset_info, run_search
+    from nas.search.driver import run_search
+    from nas.search.fidelity import Fidelity
+    from nas.search.prepare import dataset_info
+    from nas.search.settings import SearchSettings
     from nas.space import load_space
 
     print_machine()
     space = load_space(args.space)
-    info = _dataset_info(args.dataset, None, Fidelity(val_size=args.val_size))
+    info = dataset_info(args.dataset, None, Fidelity.from_options(val_size=args.val_size))
     ref = args.ref_mflops or reference_mflops(space, info)
     chance = 1.0 / info["num_classes"]
     print(f"space    : {space.name} ({space.size():.3g} archs)  dataset {info['name']}  budget {args.budget}  "
@@ -126,7 +129,7 @@ def main() -> int:
             outcome = run_search(SearchSettings(
                 space=args.space, budget=args.budget, dataset=args.dataset, sampler=sampler, seed=seed,
                 out=str(tmp), name=f"{sampler}-{seed}", cpus_per_trial=args.cpus_per_trial, status_interval=3600,
-                fidelity=Fidelity(epochs=args.epochs, eta=args.eta, train_size=args.train_size, val_size=args.val_size),
+                fidelity=Fidelity.from_options(epochs=args.epochs, eta=args.eta, train_size=args.train_size, val_size=args.val_size),
             ))
             hv = front_hypervolume(outcome.front, chance, ref)
             results[sampler].append((hv, len(outcome.front), time.perf_counter() - t0))
@@ -147,7 +150,7 @@ def main() -> int:
               f"{statistics.mean(t for _, _, t in rows):>8.0f}   {' '.join(f'{h:.4f}' for h in hvs)}")
         ranking.append((mean, sampler))
     best = max(ranking)[1]
-    print(f"\nbest mean hypervolume: {best}  (nas.search.driver.DEFAULT_SAMPLER should follow the full run, "
+    print(f"\nbest mean hypervolume: {best}  (nas.search.settings.DEFAULT_SAMPLER should follow the full run, "
           f"not --quick: one seed at budget 10 decides nothing)")
     return 0
 

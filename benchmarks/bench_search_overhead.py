@@ -75,17 +75,18 @@ def fixed_candidates(space, n: int, seed: int) -> list[tuple[dict, str]]:
 
 def run_loop(settings, info, candidates) -> tuple[float, list[float]]:
     from nas.genotype import Arch
-    from nas.search.driver import cost_measurer, trial_spec
+    from nas.search.driver import trial_spec
+    from nas.search.feasibility import cost_measurer
     from nas.search.trainable import run_candidate
 
-    spec = trial_spec(settings, info, "mflops")
+    spec = trial_spec(settings, "mflops")
     measure = cost_measurer(info)
     accs, first = [], 0.0
     t0 = time.perf_counter()
     for i, (_, arch) in enumerate(candidates):
         mflops, params = measure(Arch.parse(arch))
         results: list[dict] = []
-        run_candidate({**spec, "mflops": mflops, "params": params}, arch, results.append)
+        run_candidate(spec, arch, results.append, mflops=mflops, params=params)
         accs.append(results[-1]["accuracy"] if results and not results[-1].get("failed") else math.nan)
         if i == 0:
             first = time.perf_counter() - t0
@@ -127,7 +128,9 @@ def main() -> int:
 
     import torch
 
-    from nas.search.driver import Fidelity, SearchSettings, _dataset_info, prepare
+    from nas.search.fidelity import Fidelity
+    from nas.search.prepare import dataset_info, prepare
+    from nas.search.settings import SearchSettings
     from nas.space import load_space
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-search-overhead-"))
@@ -141,15 +144,15 @@ def main() -> int:
     settings = SearchSettings(
         space=args.space, budget=args.n, dataset=args.dataset, sampler="random", seed=args.seed, out=str(tmp),
         cpus_per_trial=args.threads, num_cpus=args.threads, status_interval=3600,
-        fidelity=Fidelity(epochs=args.epochs, eta=0, train_size=args.train_size, val_size=args.val_size),
+        fidelity=Fidelity.from_options(epochs=args.epochs, eta=0, train_size=args.train_size, val_size=args.val_size),
     )
     settings = prepare(settings).settings  # validate + resolve the fidelity defaults
     space = load_space(args.space)
-    info = _dataset_info(settings.dataset, settings.data_dir, settings.fidelity)
+    info = dataset_info(settings.dataset, settings.data_dir, settings.fidelity)
     candidates = fixed_candidates(space, args.n, args.seed)
     torch.set_num_threads(args.threads)
     print(f"space    : {space.name}  dataset {info['name']}  {args.n} candidates x {args.epochs} epoch(s) on "
-          f"{settings.fidelity.train_size} images (val {settings.fidelity.val_size}), {args.threads} thread(s), one at a time")
+          f"{settings.fidelity.proxy.train_size} images (val {settings.fidelity.proxy.val_size}), {args.threads} thread(s), one at a time")
 
     loop_times, fit_times, ray_starts, totals, loop_steady, ray_steady = [], [], [], [], [], []
     max_diff = 0.0

@@ -16,7 +16,7 @@ from nas.genotype import Arch
 
 if TYPE_CHECKING:  # imported lazily so `import nas` stays light (no torch, no ray)
     from nas.builder import build
-    from nas.results import Run
+    from nas.runs import Run
     from nas.space import Space
 
 __version__ = "0.1.0"
@@ -31,7 +31,7 @@ def load_space(name_or_path: str) -> "Space":
 
 def load_run(path: str) -> "Run":
     """Open a run folder; ``run.trials`` and ``run.pareto`` are pandas DataFrames."""
-    from nas.results import load_run as _load_run
+    from nas.runs import load_run as _load_run
 
     return _load_run(path)
 

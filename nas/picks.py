@@ -297,6 +297,25 @@ def load_picks(run_dir) -> list[Pick]:
     return picks
 
 
+def picks_decoration(run_dir):
+    """A ``decorate(ax, cost)`` for ``nas.runs.views.plot_front``: rings the picks already
+    retrained in ``<run_dir>/picks`` (None when there are none)."""
+    from pathlib import Path
+
+    if not (Path(run_dir) / "picks").is_dir():
+        return None
+
+    def decorate(ax, cost: str) -> None:
+        try:
+            picks = [p for p in load_picks(run_dir) if hasattr(p, cost)]
+            if picks:
+                mark_picks(ax, picks, x=cost, y="accuracy")
+        except Exception:  # noqa: BLE001 - decoration only: the front is drawn whatever happens here
+            return
+
+    return decorate
+
+
 # ---------------------------------------------------------------- helpers
 
 
@@ -366,6 +385,7 @@ __all__ = [
     "pick_targets",
     "pick_tiers",
     "pick_trial",
+    "picks_decoration",
     "picks_frame",
     "tier_bounds",
 ]

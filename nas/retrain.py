@@ -455,7 +455,7 @@ class Context:
     """Where picks go and what data they train on."""
 
     picks_root: Path
-    run: Any = None  # nas.results.Run or None
+    run: Any = None  # nas.runs.Run or None
     dataset_name: str | None = None
     data_dir: str | None = None
 

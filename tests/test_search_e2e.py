@@ -145,7 +145,7 @@ def test_resume_reaches_budget_without_rerunning(interrupted_then_resumed):
 
 def test_run_folder_files_and_frames(interrupted_then_resumed):
     import nas
-    from nas.search.moo import pareto_mask
+    from nas.moo import pareto_mask
 
     run_path, _, _, _ = interrupted_then_resumed
     for name in ("study.db", "config.json", "trials.csv", "pareto.csv", "pareto.png", "space.toml"):
@@ -224,7 +224,7 @@ def test_diverging_candidates_are_recorded_as_failed(space_file, tmp_path):
 
 
 def test_lock_refuses_a_second_search(interrupted_then_resumed):
-    from nas.search.runfolder import RunLock
+    from nas.runs.lock import RunLock
 
     run_path = interrupted_then_resumed[0]
     with RunLock(run_path):

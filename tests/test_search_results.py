@@ -1,4 +1,4 @@
-"""nas.results (load_run, trials/pareto frames, views), the run lock and small searcher helpers.
+"""nas.runs (load_run, trials/pareto frames, views), the run lock and small searcher helpers.
 
 Real Optuna SQLite storage, no Ray: the study is filled the way the searcher fills it.
 """
@@ -17,7 +17,7 @@ TS = optuna.trial.TrialState
 
 
 def make_run(tmp_path, objectives=("accuracy", "mflops")):
-    from nas.search.runfolder import write_config
+    from nas.runs.folder import write_config
 
     run = tmp_path / "run"
     run.mkdir()
@@ -83,7 +83,7 @@ def test_write_views_and_pareto_cli(tmp_path, capsys):
     import pandas as pd
 
     from nas.cli import main
-    from nas.results import load_run, write_views
+    from nas.runs.views import load_run, write_views
 
     run_path, study = make_run(tmp_path)
     run = load_run(run_path)
@@ -99,7 +99,7 @@ def test_write_views_and_pareto_cli(tmp_path, capsys):
 
 
 def test_front_uses_the_runs_cost_objective(tmp_path):
-    from nas.results import pareto_frame, trials_frame
+    from nas.runs.views import pareto_frame, trials_frame
 
     run_path, study = make_run(tmp_path)
     config = json.loads((run_path / "config.json").read_text())
@@ -127,7 +127,7 @@ def test_not_a_run_folder_is_bad_input(tmp_path, capsys):
 
 
 def test_run_lock_is_exclusive_and_released(tmp_path):
-    from nas.search.runfolder import RunLock
+    from nas.runs.lock import RunLock
 
     with RunLock(tmp_path):
         with pytest.raises(NasInputError, match="another search is running"):
@@ -173,7 +173,8 @@ def test_failure_reason_names_divergence():
 
 
 def test_parse_objectives_and_settings_validation():
-    from nas.search.driver import Fidelity, parse_objectives
+    from nas.search.fidelity import Fidelity
+    from nas.search.settings import parse_objectives
 
     assert parse_objectives("accuracy,mflops") == ("accuracy", "mflops")
     assert parse_objectives("accuracy, latency") == ("accuracy", "latency_ms")
@@ -181,11 +182,11 @@ def test_parse_objectives_and_settings_validation():
         with pytest.raises(NasInputError, match="--objectives"):
             parse_objectives(bad)
     with pytest.raises(NasInputError, match="--min-epochs"):
-        Fidelity(epochs=3, min_epochs=4, train_size=1, val_size=1, batch_size=1, lr=0.1).validate()
+        Fidelity.from_options(epochs=3, min_epochs=4, train_size=1, val_size=1, batch_size=1, lr=0.1)
     with pytest.raises(NasInputError, match="--eta"):
-        Fidelity(epochs=3, eta=1.0, train_size=1, val_size=1, batch_size=1, lr=0.1).validate()
-    assert Fidelity(epochs=9, eta=3, train_size=1, val_size=1, batch_size=1, lr=0.1).rungs() == [1, 3]
-    assert Fidelity(epochs=9, eta=0, train_size=1, val_size=1, batch_size=1, lr=0.1).rungs() == []
+        Fidelity.from_options(epochs=3, eta=1.0, train_size=1, val_size=1, batch_size=1, lr=0.1)
+    assert Fidelity.from_options(epochs=9, eta=3, train_size=1, val_size=1, batch_size=1, lr=0.1).rungs() == [1, 3]
+    assert Fidelity.from_options(epochs=9, eta=0, train_size=1, val_size=1, batch_size=1, lr=0.1).rungs() == []
 
 
 def test_resume_keeps_the_promotion_rule_a_run_was_made_with(tmp_path):
@@ -194,7 +195,8 @@ def test_resume_keeps_the_promotion_rule_a_run_was_made_with(tmp_path):
     import shutil
     from pathlib import Path
 
-    from nas.search.driver import SearchSettings, prepare
+    from nas.search.prepare import prepare
+    from nas.search.settings import SearchSettings
 
     run = tmp_path / "reference"
     shutil.copytree(Path(__file__).resolve().parents[1] / "results" / "reference", run)
@@ -207,7 +209,7 @@ def test_resume_keeps_the_promotion_rule_a_run_was_made_with(tmp_path):
 
 
 def _open_new_storage(path: str, barrier, results) -> None:
-    from nas.results import study_storage
+    from nas.runs.storage import study_storage
 
     barrier.wait()  # every process creates the schema at the same moment
     try:
@@ -234,3 +236,83 @@ def test_storages_opened_at_once_on_a_new_file_all_succeed(tmp_path):
     for p in procs:
         p.join(timeout=30)
     assert outcomes == ["ok"] * len(procs)
+
+
+def _reference_copy(tmp_path):
+    import shutil
+    from pathlib import Path
+
+    run = tmp_path / "reference"
+    shutil.copytree(Path(__file__).resolve().parents[1] / "results" / "reference", run)
+    return run
+
+
+def test_fidelity_round_trips_through_its_config_form_and_reaches_the_trial(tmp_path):
+    """The fidelity section of config.json is read into the one typed value, which the trial gets whole."""
+    from nas.runs.folder import read_config
+    from nas.search.driver import trial_spec
+    from nas.search.fidelity import Fidelity
+    from nas.search.prepare import prepare
+    from nas.search.settings import SearchSettings
+
+    config = read_config(_reference_copy(tmp_path))
+    fid = Fidelity.from_dict(config["fidelity"])
+    assert fid.to_dict() == config["fidelity"]
+    s = prepare(SearchSettings(resume=str(tmp_path / "reference"))).settings
+    spec = trial_spec(s, "mflops")
+    assert spec.proxy is s.fidelity.proxy
+    assert (spec.proxy.dataset, spec.proxy.epochs, spec.proxy.resolution, spec.proxy.eval_epochs) == \
+        ("fashion-mnist", 9, 14, (1, 3, 9))
+    assert Fidelity.from_options(resolution=0).proxy.resolution is None  # 0: the data's own size
+    with pytest.raises(NasInputError, match="fidelity lacks 'lr'"):
+        Fidelity.from_dict({k: v for k, v in config["fidelity"].items() if k != "lr"})
+
+
+def test_resume_cpus_per_trial_given_overrides_the_recorded_one(tmp_path):
+    """`nas search --resume RUN --cpus-per-trial 1` takes effect even though 1 is the default:
+    a run recorded with 2 CPUs per trial resumes with 1 (and records it)."""
+    from nas.cli import main
+
+    run = _reference_copy(tmp_path)
+    config = json.loads((run / "config.json").read_text())
+    config["resources"]["cpus_per_trial"] = 2.0
+    (run / "config.json").write_text(json.dumps(config))
+    # the reference run has trained its budget: the resume starts no Ray, it rewrites views and config
+    assert main(["search", "--resume", str(run), "--cpus-per-trial", "1"]) == 0
+    recorded = json.loads((run / "config.json").read_text())
+    assert recorded["resources"]["cpus_per_trial"] == 1.0
+    assert recorded["resumes"][-1]["budget"] == config["budget"]
+    # not given: the recorded value stays
+    assert main(["search", "--resume", str(run)]) == 0
+    assert json.loads((run / "config.json").read_text())["resources"]["cpus_per_trial"] == 1.0
+
+
+def test_resume_refuses_options_that_change_the_run_naming_them(tmp_path, capsys):
+    from nas.cli import main
+
+    run = _reference_copy(tmp_path)
+    before = (run / "config.json").read_text()
+    assert main(["search", "--resume", str(run), "--epochs", "3", "--space", "mdconv", "--seed", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "drop --space, --seed, --epochs" in err and "Traceback" not in err
+    assert (run / "config.json").read_text() == before
+
+
+def test_ray_environment_is_restored_after_the_search(monkeypatch):
+    import os
+    import warnings
+
+    from nas.search.ray_setup import ray_environment
+
+    monkeypatch.delenv("TUNE_DISABLE_SIGINT_HANDLER", raising=False)
+    monkeypatch.delenv("RAY_CHDIR_TO_TRIAL_DIR", raising=False)
+    monkeypatch.setenv("RAY_DEDUP_LOGS", "0")  # the user's choice is kept
+    filters = list(warnings.filters)
+    with ray_environment(verbose=False):
+        assert os.environ["TUNE_DISABLE_SIGINT_HANDLER"] == "1" and os.environ["RAY_DEDUP_LOGS"] == "0"
+        assert os.environ["RAY_CHDIR_TO_TRIAL_DIR"] == "0"
+        with warnings.catch_warnings(record=True) as seen:
+            warnings.warn("hidden", FutureWarning)
+        assert not seen
+    assert "TUNE_DISABLE_SIGINT_HANDLER" not in os.environ and os.environ["RAY_DEDUP_LOGS"] == "0"
+    assert warnings.filters == filters

@@ -59,11 +59,12 @@ def print_front(front, run_path: Path | str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from nas.results import load_run, write_views
+    from nas.picks import picks_decoration
+    from nas.runs.views import load_run, write_views
 
     run_ = load_run(args.run_path)
     if args.plot:
-        front = write_views(run_.path, run_.study, run_.config, plot=True)
+        front = write_views(run_.path, run_.study, run_.config, plot=True, decorate=picks_decoration(run_.path))
     else:
         front = run_.pareto
     if args.csv:

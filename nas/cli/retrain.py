@@ -150,10 +150,11 @@ def _retrain_all(args: argparse.Namespace, ctx, picks: list) -> None:
 
 
 def _replot(run) -> None:
-    """Redraw RUN/pareto.png so it shows the new picks (nas.picks.mark_picks via nas.results)."""
+    """Redraw RUN/pareto.png so it shows the new picks (nas.picks.picks_decoration)."""
     try:
-        from nas.results import write_views
+        from nas.picks import picks_decoration
+        from nas.runs.views import write_views
 
-        write_views(run.path, run.refresh().study, run.config, plot=True)
+        write_views(run.path, run.refresh().study, run.config, plot=True, decorate=picks_decoration(run.path))
     except Exception as exc:  # noqa: BLE001 - a plot is never worth failing a finished retrain
         print(f"note: could not redraw {run.path / 'pareto.png'}: {exc}")

@@ -1,9 +1,17 @@
-"""``nas search``: run (or resume) a multi-objective architecture search; see nas.search.driver."""
+"""``nas search``: run (or resume) a multi-objective architecture search; see nas.search.driver.
+
+Every option defaults to "not given" (None): a new run then takes the engine's default
+(nas.search.settings, nas.search.fidelity), a resumed run what its config.json records.
+On ``--resume`` the resources and the budget may be given anew; an option that would change
+what the run searches is refused, naming it.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
+
+from nas.errors import NasInputError
 
 
 def _positive_float(text: str) -> float:
@@ -14,6 +22,8 @@ def _positive_float(text: str) -> float:
 
 
 def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> argparse.ArgumentParser:
+    """The ``search`` sub-command: one ``add_argument`` per option, in the groups ``--help`` shows
+    (long by nature: a list of declarations, no logic)."""
     p = sub.add_parser(
         "search",
         help="search a space for the accuracy/cost Pareto front (writes results/<run>/)",
@@ -29,22 +39,22 @@ def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> ar
     what = p.add_argument_group("what to search")
     what.add_argument("--space", help="built-in space name (see `nas spaces`) or a .toml space file")
     what.add_argument("--budget", type=int, help="number of candidates to train (required unless --resume)")
-    what.add_argument("--dataset", default="fashion-mnist", help="fashion-mnist (default), mnist, digits, cifar10, imagefolder")
+    what.add_argument("--dataset", default=None, help="fashion-mnist (default), mnist, digits, cifar10, imagefolder")
     what.add_argument("--data-dir", default=None, help="where the dataset's files are (default: the dataset's usual place)")
     what.add_argument("--download", action="store_true",
                       help="download the dataset (checksum-verified) if it is not found locally")
-    what.add_argument("--objectives", default="accuracy,mflops",
+    what.add_argument("--objectives", default=None,
                       help="accuracy plus one cost: mflops, params or latency (measured per trial); default accuracy,mflops")
     what.add_argument("--max-mflops", type=float, default=None, help="reject candidates above this many MFLOPs before training")
     what.add_argument("--max-params", type=int, default=None, help="reject candidates above this many parameters before training")
     what.add_argument("--sampler", default=None,
                       help="tpe, nsga2, nsga3 or random (default: tpe, picked by benchmarks/bench_samplers.py)")
-    what.add_argument("--seed", type=int, default=0, help="seed of the sampler, data subset and proxy training (default 0)")
+    what.add_argument("--seed", type=int, default=None, help="seed of the sampler, data subset and proxy training (default 0)")
 
     fid = p.add_argument_group("fidelity (proxy training; unset: evaluators.proxy defaults, see docs/proxy.md)")
     fid.add_argument("--epochs", type=int, default=None, help="full fidelity: epochs of a fully trained candidate")
-    fid.add_argument("--min-epochs", type=int, default=1, help="first successive-halving rung, in epochs (default 1)")
-    fid.add_argument("--eta", type=_positive_float, default=3.0,
+    fid.add_argument("--min-epochs", type=int, default=None, help="first successive-halving rung, in epochs (default 1)")
+    fid.add_argument("--eta", type=_positive_float, default=None,
                      help="successive-halving factor: rungs at min*eta^k epochs, the top 1/eta continue (default 3; 0: off)")
     fid.add_argument("--promotion", choices=("budgeted", "asha"), default=None,
                      help="budgeted (default): a rung lets at most 1/eta of its trials continue, those on its "
@@ -58,13 +68,13 @@ def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> ar
                      help="square size the proxy trains at, images shrunk, never enlarged (default 14; 0: the data's own size)")
 
     out = p.add_argument_group("where and how")
-    out.add_argument("--out", default="results", help="folder that receives the run folder (default results/)")
+    out.add_argument("--out", default=None, help="folder that receives the run folder (default results/)")
     out.add_argument("--name", default=None, help="run folder name (default: <space>-<dataset>-<date-time>)")
     out.add_argument("--resume", metavar="RUN", default=None,
                      help="continue the run folder RUN to its budget (settings from its config.json; "
-                     "--budget may raise the budget, resources may change)")
-    out.add_argument("--cpus-per-trial", type=_positive_float, default=1.0, help="CPUs per trial (fractions allowed; default 1)")
-    out.add_argument("--gpus-per-trial", type=_positive_float, default=0.0, help="GPUs per trial (fractions allowed; default 0)")
+                     "--budget may raise the budget; --cpus-per-trial, --gpus-per-trial, --address, --num-cpus override)")
+    out.add_argument("--cpus-per-trial", type=_positive_float, default=None, help="CPUs per trial (fractions allowed; default 1)")
+    out.add_argument("--gpus-per-trial", type=_positive_float, default=None, help="GPUs per trial (fractions allowed; default 0)")
     out.add_argument("--num-cpus", type=int, default=None,
                      help="CPUs the local Ray may use (default: all cores; ignored with --address)")
     out.add_argument("--trial-memory", type=_positive_float, default=None, metavar="MB",
@@ -76,59 +86,61 @@ def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> ar
     out.add_argument("--address", default=None, help="existing Ray cluster to use (ray.init(address=...)); default: local Ray")
     out.add_argument("--storage", default=None,
                      help="Optuna RDB storage URL instead of the run's study.db (e.g. postgresql://...)")
-    out.add_argument("--status-interval", type=_positive_float, default=30.0,
+    out.add_argument("--status-interval", type=_positive_float, default=None,
                      help="seconds between status lines when stderr is not a terminal (default 30)")
     out.add_argument("--verbose", action="store_true", help="show Ray's and Optuna's own output")
     p.set_defaults(run=run)
     return p
 
 
-_SEARCH_ONLY = ("space", "dataset", "data_dir", "objectives", "max_mflops", "max_params", "sampler", "epochs",
-                "train_size", "val_size", "batch_size", "lr", "storage", "name",
-                "proxy_resolution", "promotion", "trial_memory", "trial_cpu_limit")
+# What a run searches: fixed by its config.json, refused with --resume. (option dest -> flag)
+RUN_DEFINING = {
+    "space": "--space", "dataset": "--dataset", "data_dir": "--data-dir", "objectives": "--objectives",
+    "max_mflops": "--max-mflops", "max_params": "--max-params", "sampler": "--sampler", "seed": "--seed",
+    "storage": "--storage", "name": "--name", "trial_memory": "--trial-memory",
+    "trial_cpu_limit": "--trial-cpu-limit", **{dest: "--" + dest.replace("_", "-") for dest in (
+        "epochs", "min_epochs", "eta", "promotion", "train_size", "val_size", "batch_size", "lr")},
+    "proxy_resolution": "--proxy-resolution",
+}
+# Settings taken from the options when given (setting name -> option dest); the rest keep their default.
+_SETTINGS = {
+    "space": "space", "budget": "budget", "dataset": "dataset", "data_dir": "data_dir", "objectives": "objectives",
+    "max_mflops": "max_mflops", "max_params": "max_params", "seed": "seed", "out": "out", "name": "name",
+    "cpus_per_trial": "cpus_per_trial", "gpus_per_trial": "gpus_per_trial", "address": "address",
+    "storage": "storage", "resume": "resume", "status_interval": "status_interval", "num_cpus": "num_cpus",
+    "trial_memory_mb": "trial_memory", "trial_cpu_limit": "trial_cpu_limit",
+}
+
+
+def check_resume_options(args: argparse.Namespace) -> None:
+    """With --resume, refuse every given option that would change what the run searches."""
+    given = [flag for dest, flag in RUN_DEFINING.items() if getattr(args, dest) is not None]
+    if given:
+        raise NasInputError(f"--resume takes the search settings from the run's config.json; drop {', '.join(given)}")
+
+
+def settings_from(args: argparse.Namespace):
+    """The SearchSettings the given options say (options not given keep the settings' defaults)."""
+    from nas.search.fidelity import Fidelity
+    from nas.search.settings import SearchSettings
+
+    values = {name: getattr(args, dest) for name, dest in _SETTINGS.items() if getattr(args, dest) is not None}
+    if args.sampler is not None:
+        values["sampler"] = args.sampler.lower()
+    if not args.resume:  # a resumed run's fidelity is its config.json's
+        values["fidelity"] = Fidelity.from_options(
+            epochs=args.epochs, min_epochs=args.min_epochs, eta=args.eta, train_size=args.train_size,
+            val_size=args.val_size, batch_size=args.batch_size, lr=args.lr, resolution=args.proxy_resolution,
+            promotion=args.promotion)
+    return SearchSettings(download=args.download, verbose=args.verbose, **values)
 
 
 def run(args: argparse.Namespace) -> int:
-    from nas.errors import NasInputError
-    from nas.search.driver import DEFAULT_SAMPLER, Fidelity, SearchSettings, run_search
+    from nas.search.driver import run_search
 
-    defaults = {"dataset": "fashion-mnist", "objectives": "accuracy,mflops", "seed": 0}
     if args.resume:
-        given = [k for k in _SEARCH_ONLY if getattr(args, k) not in (None, defaults.get(k))]
-        if args.seed != 0:
-            given.append("seed")
-        if args.min_epochs != 1 or args.eta != 3.0:
-            given.append("min_epochs/eta")
-        if given:
-            flags = ", ".join("--" + g.replace("_", "-") for g in given)
-            raise NasInputError(f"--resume takes the search settings from the run's config.json; drop {flags}")
-    settings = SearchSettings(
-        space=args.space,
-        budget=args.budget,
-        dataset=args.dataset,
-        data_dir=args.data_dir,
-        download=args.download,
-        objectives=args.objectives,
-        max_mflops=args.max_mflops,
-        max_params=args.max_params,
-        sampler=(args.sampler or DEFAULT_SAMPLER).lower(),
-        seed=args.seed,
-        out=args.out,
-        name=args.name,
-        cpus_per_trial=args.cpus_per_trial,
-        gpus_per_trial=args.gpus_per_trial,
-        address=args.address,
-        storage=args.storage,
-        fidelity=Fidelity(epochs=args.epochs, min_epochs=args.min_epochs, eta=args.eta, train_size=args.train_size,
-                          val_size=args.val_size, batch_size=args.batch_size, lr=args.lr,
-                          resolution=args.proxy_resolution, promotion=args.promotion or Fidelity.promotion),
-        resume=args.resume,
-        verbose=args.verbose,
-        status_interval=args.status_interval,
-        num_cpus=args.num_cpus,
-        trial_memory_mb=args.trial_memory,
-        trial_cpu_limit=args.trial_cpu_limit,
-    )
+        check_resume_options(args)
+    settings = settings_from(args)
     outcome = run_search(settings)
     from nas.cli.pareto import print_front
 

@@ -6,7 +6,7 @@ r*eta^2, ...`` epochs below the full ``max_epochs``; when a trial reports the ep
 of a rung, its point (accuracy at that epoch, the cost objective) is recorded at
 the rung and the trial continues only if its non-dominated rank - ties broken by
 hypervolume contribution, then arrival - puts it in the top ``max(1, n // eta)`` of the
-``n`` trials recorded at that rung so far (:func:`nas.search.moo.should_promote`).
+``n`` trials recorded at that rung so far (:func:`nas.moo.should_promote`).
 This is the "MO-ASHA" of Schmucker et al. (2021) with NSGA-II-style selection
 (non-dominated sorting; ties by hypervolume contribution, cost on a log scale).
 
@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Callable, Dict, Optional
 
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 
-from nas.search.moo import promotion_order, promotion_quota, rung_epochs, should_promote
+from nas.moo import promotion_order, promotion_quota, rung_epochs, should_promote
 
 if TYPE_CHECKING:
     from ray.tune.experiment import Trial
@@ -41,7 +41,7 @@ class RungBook:
     Kept apart from the scheduler so that it is a plain, testable value and can be
     re-filled from the study on ``--resume`` (decisions stay consistent across stops).
     ``budgeted`` (the default) keeps each rung to its ``1/eta`` promotion budget
-    (:func:`nas.search.moo.should_promote` with ``promoted``); ``False`` is plain
+    (:func:`nas.moo.should_promote` with ``promoted``); ``False`` is plain
     asynchronous ASHA.
     """
 
@@ -128,7 +128,6 @@ class MultiObjectiveASHA(FIFOScheduler):
         self.key_of = key_of
         self.on_error = on_error
         self.on_decision = on_decision
-        self._metric = "accuracy"
         self.stopped = 0
 
     def set_search_properties(self, metric: Optional[str], mode: Optional[str], **spec) -> bool:

@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, Optional
 from ray.tune.search import Searcher
 
 from nas.errors import NasInputError
-from nas.search.moo import pareto_mask
+from nas.moo import pareto_mask
 
 if TYPE_CHECKING:
     import optuna
@@ -178,7 +178,6 @@ class StudySearcher(Searcher):
     # -- suggest -------------------------------------------------------------------
 
     def suggest(self, trial_id: str) -> Optional[Dict[str, Any]]:
-        import optuna
 
         st = self.state
         if st.interrupted or st.stop_reason:
@@ -304,18 +303,43 @@ class StudySearcher(Searcher):
         trial.set_user_attr("fidelity", epoch)
 
     def on_trial_complete(self, trial_id: str, result: Optional[Dict] = None, error: bool = False) -> None:
-        import optuna
-
+        """Tell the study how the trial ended (see the module doc), then refresh the views."""
         st = self.state
         with st.lock:
             number = st.live.pop(trial_id, None)
             trial = st.asked.pop(number, None) if number is not None else None
         if trial is None:
             return
-        TS = optuna.trial.TrialState
         result = result or {}
-        attr = trial.set_user_attr
+        epoch, curve = self._record_measures(trial, number, result)
+        if st.interrupted:
+            self._tell_fail(trial, INTERRUPTED, counted=False)
+        elif error or result.get("failed"):
+            reason = result.get("fail_reason") or st.errors.pop(trial_id, None) or "worker error"
+            trial.set_user_attr("fidelity", max(epoch, len(curve)))
+            if result.get("traceback"):
+                trial.set_user_attr("traceback", str(result["traceback"]))
+            self._tell_fail(trial, reason, counted=True)
+        elif not result:
+            # removed while pending (the experiment ended first): never trained
+            self._tell_fail(trial, "not started", counted=False)
+        elif epoch >= st.max_epochs:
+            self._tell_full_fidelity(trial, epoch, result)
+        elif number in st.pruned_at:
+            trial.set_user_attr("fidelity", epoch)
+            trial.set_user_attr("prune_reason", st.pruned_at[number])
+            st.study.tell(trial, state=_states().PRUNED)
+            st.pruned += 1
+            self._counted()
+        else:
+            # ended early without a scheduler decision: the experiment was stopped
+            self._tell_fail(trial, INTERRUPTED, counted=False)
+        if st.on_finished is not None:
+            st.on_finished()
 
+    def _record_measures(self, trial, number: int, result: Dict) -> tuple[int, list]:
+        """Duration, latency, node and the learning curve of a finished trial; (last epoch, curve)."""
+        attr = trial.set_user_attr
         if "duration_s" in result and not math.isnan(float(result["duration_s"])):
             attr("duration_s", float(result["duration_s"]))
         if "latency_ms" in result:
@@ -323,60 +347,37 @@ class StudySearcher(Searcher):
         if result.get("node"):
             attr("node", str(result["node"]))
         epoch = int(result.get("epoch", 0) or 0)
-        curve = st.curves.pop(number, [])
+        curve = self.state.curves.pop(number, [])
         # Ray does not pass the result that made the scheduler stop a trial to
         # on_trial_result, so the last epoch of a pruned trial is added here.
         if not result.get("failed") and epoch > len(curve) and "accuracy" in result:
             curve.append(float(result["accuracy"]))
         if curve:
             attr("accuracy_curve", list(curve))
-
         if epoch or curve:
             attr("fidelity", max(epoch, len(curve)))
-        if st.interrupted:
-            attr("fail_reason", INTERRUPTED)
-            attr("counted", False)
-            st.study.tell(trial, state=TS.FAIL)
-        elif error or result.get("failed"):
-            reason = result.get("fail_reason") or st.errors.pop(trial_id, None) or "worker error"
-            attr("fail_reason", reason)
-            attr("counted", True)
-            attr("fidelity", max(epoch, len(curve)))
-            if result.get("traceback"):
-                attr("traceback", str(result["traceback"]))
-            st.study.tell(trial, state=TS.FAIL)
+        return epoch, curve
+
+    def _tell_full_fidelity(self, trial, epoch: int, result: Dict) -> None:
+        """A trial trained to full fidelity: COMPLETE with [accuracy, cost], or FAIL without both."""
+        st = self.state
+        acc = float(result["accuracy"])
+        cost = float(result.get(st.cost_key, math.nan))
+        if math.isnan(acc) or math.isnan(cost):
+            self._tell_fail(trial, f"no valid result (accuracy {acc}, {st.cost_key} {cost})", counted=True)
+            return
+        trial.set_user_attr("fidelity", epoch)
+        st.study.tell(trial, [acc, cost], state=_states().COMPLETE)
+        st.full_points.append((acc, cost))
+        self._counted()
+
+    def _tell_fail(self, trial, reason: str, counted: bool) -> None:
+        """FAIL with ``reason``; ``counted``: it trained, so it uses up one unit of the budget."""
+        trial.set_user_attr("fail_reason", reason)
+        trial.set_user_attr("counted", counted)
+        self.state.study.tell(trial, state=_states().FAIL)
+        if counted:
             self._counted(failed=True)
-        elif not result:
-            # removed while pending (the experiment ended first): never trained
-            attr("fail_reason", "not started")
-            attr("counted", False)
-            st.study.tell(trial, state=TS.FAIL)
-        elif epoch >= st.max_epochs:
-            acc = float(result["accuracy"])
-            cost = float(result.get(st.cost_key, math.nan))
-            if math.isnan(acc) or math.isnan(cost):
-                attr("fail_reason", f"no valid result (accuracy {acc}, {st.cost_key} {cost})")
-                attr("counted", True)
-                st.study.tell(trial, state=TS.FAIL)
-                self._counted(failed=True)
-            else:
-                attr("fidelity", epoch)
-                st.study.tell(trial, [acc, cost], state=TS.COMPLETE)
-                st.full_points.append((acc, cost))
-                self._counted()
-        elif number in st.pruned_at:
-            attr("fidelity", epoch)
-            attr("prune_reason", st.pruned_at[number])
-            st.study.tell(trial, state=TS.PRUNED)
-            st.pruned += 1
-            self._counted()
-        else:
-            # ended early without a scheduler decision: the experiment was stopped
-            attr("fail_reason", INTERRUPTED)
-            attr("counted", False)
-            st.study.tell(trial, state=TS.FAIL)
-        if st.on_finished is not None:
-            st.on_finished()
 
     def _counted(self, failed: bool = False) -> None:
         st = self.state
@@ -390,6 +391,12 @@ class StudySearcher(Searcher):
 
     def restore(self, checkpoint_path: str) -> None:
         pass
+
+
+def _states():
+    import optuna
+
+    return optuna.trial.TrialState
 
 
 def fail_running_trials(study: "optuna.Study", reason: str = INTERRUPTED) -> int:

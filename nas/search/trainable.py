@@ -18,7 +18,23 @@ from __future__ import annotations
 import math
 import time
 import traceback
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Optional
+
+if TYPE_CHECKING:
+    from evaluators.proxy import ProxyConfig
+
+
+@dataclass(frozen=True)
+class TrialSpec:
+    """What every trial's worker needs besides its arch: the proxy it trains with (the run's
+    ``Fidelity.proxy``, bound to its data) and how the worker runs it."""
+
+    proxy: "ProxyConfig"
+    seed: int  # initialisation and batch order of every candidate
+    threads: int = 1  # torch threads (the trial's CPUs)
+    latency: bool = False  # measure latency (the run's cost objective is latency_ms)
+    cpu_limit_s: Optional[float] = None  # --trial-cpu-limit
 
 
 def failure_reason(exc: BaseException) -> str:
@@ -31,34 +47,28 @@ def failure_reason(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}"[:500]
 
 
-def run_candidate(spec: dict[str, Any], arch: str, report) -> None:
+def run_candidate(spec: TrialSpec, arch: str, report, mflops: Any = math.nan, params: Any = math.nan) -> None:
     """Proxy-train ``arch`` and call ``report(metrics)`` after every epoch (and once on failure).
 
     Shared by the Ray trainable and the in-process loop of the overhead benchmark,
-    so both do exactly the same work.
+    so both do exactly the same work. ``mflops``/``params`` (measured by the searcher) are
+    passed through in every report.
     """
     t0 = time.perf_counter()
-    base = {"mflops": spec.get("mflops", math.nan), "params": spec.get("params", math.nan)}
+    base = {"mflops": mflops, "params": params}
     epoch = 0
-    restore_cpu_limit = _limit_cpu(spec.get("cpu_limit_s"))
+    restore_cpu_limit = _limit_cpu(spec.cpu_limit_s)
     try:
         import torch
 
-        from nas.search.proxy import proxy_data, proxy_epochs
+        from evaluators.proxy import prepare_proxy_data, proxy_train
 
-        threads = max(1, int(spec.get("threads", 1)))
+        threads = max(1, int(spec.threads))
         torch.set_num_threads(threads)
-        if spec.get("latency"):
-            from evaluators.latency import measure_latency
-            from nas.builder import build
-
-            data = proxy_data(spec)
-            model = build(arch, num_classes=data.num_classes, in_chans=data.in_chans)
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-            shape = (data.in_chans, data.image_size, data.image_size)
-            base["latency_ms"] = float(measure_latency(model.eval(), shape, device=device, threads=threads))
-            del model
-        for result in proxy_epochs(arch, spec, threads=threads):
+        data = prepare_proxy_data(spec.proxy)  # cached per process: a reused actor loads once
+        if spec.latency:
+            base["latency_ms"] = _latency_ms(arch, data, threads)
+        for result in proxy_train(arch, data, spec.proxy, device="auto", seed=spec.seed, threads=threads):
             epoch = int(result.epoch)
             report(
                 {
@@ -86,6 +96,19 @@ def run_candidate(spec: dict[str, Any], arch: str, report) -> None:
         )
     finally:
         restore_cpu_limit()
+
+
+def _latency_ms(arch: str, data: Any, threads: int) -> float:
+    """The candidate's measured latency at the proxy's input size (the latency objective)."""
+    import torch
+
+    from evaluators.latency import measure_latency
+    from nas.builder import build
+
+    model = build(arch, num_classes=data.num_classes, in_chans=data.in_chans)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    shape = (data.in_chans, data.image_size, data.image_size)
+    return float(measure_latency(model.eval(), shape, device=device, threads=threads))
 
 
 def _limit_cpu(seconds: float | None):
@@ -121,7 +144,7 @@ def _limit_cpu(seconds: float | None):
     return restore
 
 
-def train_candidate(config: dict[str, Any], spec: dict[str, Any]) -> None:
+def train_candidate(config: dict[str, Any], spec: TrialSpec) -> None:
     """Ray Tune function trainable (``spec`` bound with ``tune.with_parameters``)."""
     import socket
 
@@ -134,7 +157,7 @@ def train_candidate(config: dict[str, Any], spec: dict[str, Any]) -> None:
     def report(metrics: dict[str, Any]) -> None:
         tune.report({**metrics, "node": node})
 
-    run_candidate({**spec, "mflops": config.get("mflops"), "params": config.get("params")}, config["arch"], report)
+    run_candidate(spec, config["arch"], report, mflops=config.get("mflops"), params=config.get("params"))
 
 
-__all__ = ["failure_reason", "run_candidate", "train_candidate"]
+__all__ = ["TrialSpec", "failure_reason", "run_candidate", "train_candidate"]

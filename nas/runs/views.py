@@ -1,14 +1,8 @@
-"""Open a run folder: ``nas.load_run(path)`` -> :class:`Run` with pandas views of the study.
+"""Views of a run folder: ``nas.load_run(path)`` -> :class:`Run` with pandas frames of the study,
+and the files derived from it (``trials.csv``, ``pareto.csv``, ``pareto.png``; names in nas.runs.folder).
 
-A run folder (written by ``nas search``) holds::
-
-    config.json   everything needed to resume or reproduce the run (see nas.search.runfolder)
-    space.toml    the exact text of the search space the run used
-    study.db      the Optuna SQLite storage - the one source of truth
-                  (absent when the run used ``--storage URL``: config.json names the URL)
-    trials.csv    one row per trial (a view of the study, rewritten as the search goes)
-    pareto.csv    the Pareto front (a view)
-    pareto.png    accuracy against the cost objective, all trials, the front highlighted
+The views are computed from the study (the one source of truth) every time; the files are
+rewritten whole, atomically, so a reader never sees half of one.
 
 Columns of :attr:`Run.trials` (and ``trials.csv``)::
 
@@ -35,26 +29,19 @@ low-fidelity estimate.
 
 from __future__ import annotations
 
-import json
 import math
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
-from nas.errors import NasInputError
-from nas.search.moo import pareto_mask
+from nas.atomic import atomic_target, write_atomic
+from nas.moo import pareto_mask
+from nas.runs.folder import PARETO_CSV, PARETO_PNG, TRIALS_CSV, load_run_space, read_config
+from nas.runs.storage import open_study
 
 if TYPE_CHECKING:
     import optuna
     import pandas as pd
-
-CONFIG_FILE = "config.json"
-STUDY_FILE = "study.db"
-SPACE_FILE = "space.toml"
-TRIALS_CSV = "trials.csv"
-PARETO_CSV = "pareto.csv"
-PARETO_PNG = "pareto.png"
 
 COST_OBJECTIVES = ("mflops", "params", "latency_ms")
 TRIAL_COLUMNS = [
@@ -70,68 +57,6 @@ TRIAL_COLUMNS = [
     "reason",
     "node",
 ]
-
-
-def storage_url(run_path: Path, config: dict[str, Any]) -> str:
-    """The Optuna storage URL of a run: its ``study.db`` unless the run named an RDB URL."""
-    url = config.get("storage")
-    if url:
-        return str(url)
-    return f"sqlite:///{(Path(run_path) / STUDY_FILE).resolve()}"
-
-
-def read_config(path: str | Path) -> dict[str, Any]:
-    """The run's ``config.json``; a folder that is not a run -> :class:`NasInputError` naming it."""
-    run_path = Path(path)
-    if not run_path.is_dir():
-        raise NasInputError(f"{path}: no such run folder")
-    cfg_file = run_path / CONFIG_FILE
-    if not cfg_file.is_file():
-        raise NasInputError(f"{path}: not a run folder (no {CONFIG_FILE}; `nas search` writes one)")
-    try:
-        config = json.loads(cfg_file.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise NasInputError(f"{cfg_file}: unreadable run config: {exc}") from None
-    for key in ("study_name", "objectives", "fidelity"):
-        if key not in config:
-            raise NasInputError(f"{cfg_file}: not a nas run config (missing key {key!r})")
-    if not config.get("storage") and not (run_path / STUDY_FILE).is_file():
-        raise NasInputError(f"{path}: run folder has no {STUDY_FILE}")
-    return config
-
-
-def study_storage(url: str, attempts: int = 5) -> Any:
-    """The Optuna storage for ``url``.
-
-    SQLite waits for a busy writer instead of failing after 5 s (a reader such as
-    optuna-dashboard or ``nas pareto`` may hold the file while a search writes). Creating
-    the storage creates its tables when they are missing; two processes doing that at once
-    (a search starting while a dashboard opens the new file) make one of them fail with
-    "table already exists" or a duplicate schema version, so that step is retried: the
-    second attempt finds the schema the other process made.
-    """
-    import optuna
-    import sqlalchemy.exc
-
-    engine_kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite:") else {}
-    for attempt in range(1, attempts):
-        try:
-            return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
-        except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.IntegrityError):
-            time.sleep(0.2 * attempt)
-    return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)  # the last attempt's error propagates
-
-
-def open_study(run_path: str | Path, config: dict[str, Any], sampler: Any = None) -> "optuna.Study":
-    import optuna
-
-    url = storage_url(Path(run_path), config)
-    try:
-        return optuna.load_study(study_name=config["study_name"], storage=study_storage(url), sampler=sampler)
-    except KeyError:
-        raise NasInputError(f"{run_path}: study {config['study_name']!r} not found in {url}") from None
-    except Exception as exc:  # noqa: BLE001 - storage errors come in many types (sqlalchemy, ...)
-        raise NasInputError(f"{run_path}: cannot open study storage {url}: {exc}") from None
 
 
 def cost_objective(config: dict[str, Any]) -> str:
@@ -195,28 +120,27 @@ def pareto_frame(trials: "pd.DataFrame", config: dict[str, Any]) -> "pd.DataFram
     return front.reset_index(drop=True)
 
 
-def write_views(run_path: str | Path, study: "optuna.Study", config: dict[str, Any], plot: bool = True) -> "pd.DataFrame":
+PlotDecoration = Callable[[Any, str], None]  # (matplotlib axes, cost column) -> draws on the axes
+
+
+def write_views(run_path: str | Path, study: "optuna.Study", config: dict[str, Any], plot: bool = True,
+                decorate: Optional[PlotDecoration] = None) -> "pd.DataFrame":
     """(Re)write trials.csv, pareto.csv and (if ``plot``) pareto.png from the study; return the front.
 
-    Each file is written to a temporary name and renamed, so a reader never sees half a file.
+    ``decorate`` draws extra marks on the plot (e.g. nas.picks.picks_decoration: the retrained picks).
     """
     run_path = Path(run_path)
     trials = trials_frame(study, config)
     front = pareto_frame(trials, config)
-    _atomic_csv(trials, run_path / TRIALS_CSV)
-    _atomic_csv(front, run_path / PARETO_CSV)
+    write_atomic(run_path / TRIALS_CSV, trials.to_csv(index=False))
+    write_atomic(run_path / PARETO_CSV, front.to_csv(index=False))
     if plot:
-        plot_front(trials, front, config, run_path / PARETO_PNG)
+        plot_front(trials, front, config, run_path / PARETO_PNG, decorate=decorate)
     return front
 
 
-def _atomic_csv(frame: "pd.DataFrame", path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    frame.to_csv(tmp, index=False)
-    tmp.replace(path)
-
-
-def plot_front(trials: "pd.DataFrame", front: "pd.DataFrame", config: dict[str, Any], path: str | Path) -> None:
+def plot_front(trials: "pd.DataFrame", front: "pd.DataFrame", config: dict[str, Any], path: str | Path,
+               decorate: Optional[PlotDecoration] = None) -> None:
     """Accuracy against the cost objective for every trained trial; the front as a step line."""
     import matplotlib
 
@@ -240,7 +164,8 @@ def plot_front(trials: "pd.DataFrame", front: "pd.DataFrame", config: dict[str, 
             ax.step(front[cost], front["accuracy"], where="post", c="#dd5533", lw=1.2)
             ax.scatter(front[cost], front["accuracy"], s=36, c="#dd5533", zorder=3,
                        label=f"Pareto front ({len(front)})")
-        _mark_picks(ax, Path(path).parent, cost)
+        if decorate is not None:
+            decorate(ax, cost)
         ax.set_xscale("log" if cost != "latency_ms" and len(trained) and float(trained[cost].min()) > 0 else "linear")
         ax.set_xlabel(label)
         ax.set_ylabel("validation accuracy (proxy)")
@@ -250,25 +175,10 @@ def plot_front(trials: "pd.DataFrame", front: "pd.DataFrame", config: dict[str, 
         if len(trained):
             ax.legend(fontsize=8, loc="best")
         fig.tight_layout()
-        tmp = Path(path).with_name(Path(path).name + ".tmp.png")
-        fig.savefig(tmp)
-        tmp.replace(path)
+        with atomic_target(path) as tmp:
+            fig.savefig(tmp)
     finally:
         plt.close(fig)
-
-
-def _mark_picks(ax: Any, run_path: Path, cost: str) -> None:
-    """Ring the S/M/L (and other) picks already retrained in ``<run>/picks`` (nas.picks)."""
-    if not (run_path / "picks").is_dir():
-        return
-    try:
-        from nas.picks import load_picks, mark_picks
-
-        picks = [p for p in load_picks(run_path) if hasattr(p, cost)]
-        if picks:
-            mark_picks(ax, picks, x=cost, y="accuracy")
-    except Exception:  # noqa: BLE001 - decoration only: the front is drawn whatever happens here
-        return
 
 
 @dataclass
@@ -303,8 +213,6 @@ class Run:
     @property
     def space(self):
         """The run's search space, parsed from the exact text the run used."""
-        from nas.search.runfolder import load_run_space
-
         return load_run_space(self.path, self.config)
 
     def refresh(self) -> "Run":
@@ -322,4 +230,5 @@ def load_run(path: str | Path) -> Run:
     return run
 
 
-__all__ = ["Run", "load_run", "pareto_frame", "plot_front", "read_config", "trials_frame", "write_views"]
+__all__ = ["COST_OBJECTIVES", "PlotDecoration", "Run", "TRIAL_COLUMNS", "cost_objective", "load_run", "pareto_frame",
+           "plot_front", "trials_frame", "write_views"]

@@ -1,0 +1,124 @@
+"""The search's fidelity: the proxy training of a candidate plus successive halving over its epochs.
+
+One typed value flows from the CLI to the trainable: :class:`Fidelity` holds the
+:class:`evaluators.proxy.ProxyConfig` a trial trains with (built once, from the flags or
+from a run's ``config.json``) and the schedule (``min_epochs``, ``eta``, ``promotion``).
+:meth:`Fidelity.to_dict` / :meth:`Fidelity.from_dict` are the one place that knows the
+``fidelity`` section of ``config.json`` (older runs' sections are migrated on reading, in
+:func:`nas.runs.folder.migrate_config`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+from typing import Any, Optional
+
+from evaluators.proxy import ProxyConfig
+from nas.errors import NasInputError
+from nas.moo import rung_epochs
+
+PROMOTIONS = ("budgeted", "asha")
+
+
+@dataclass(frozen=True)
+class Fidelity:
+    """Proxy-training fidelity: successive halving from ``min_epochs`` to ``proxy.epochs`` by ``eta``.
+
+    The proxy (``evaluators.proxy``) trains on ``proxy.train_size`` images of the dataset's
+    TRAIN split and validates on ``proxy.val_size`` others of it (the test split is never
+    used); defaults are the proxy's (measured in docs/proxy.md). ``eta`` 0 turns successive
+    halving off (every trial trains ``proxy.epochs`` epochs). ``promotion``: "budgeted" - a
+    rung lets at most 1/eta of its trials continue (its front always); "asha" - plain
+    asynchronous promotion (see nas.moo.should_promote).
+    """
+
+    proxy: ProxyConfig = field(default_factory=ProxyConfig)
+    min_epochs: int = 1
+    eta: float = 3.0
+    promotion: str = "budgeted"
+
+    @classmethod
+    def from_options(cls, epochs: Optional[int] = None, min_epochs: Optional[int] = None,
+                     eta: Optional[float] = None, train_size: Optional[int] = None,
+                     val_size: Optional[int] = None, batch_size: Optional[int] = None,
+                     lr: Optional[float] = None, resolution: Optional[int] = None,
+                     promotion: Optional[str] = None) -> "Fidelity":
+        """Validated fidelity from the ``nas search`` options (None: not given, the default);
+        bad values -> :class:`NasInputError` naming the flag. ``resolution`` 0: the data's own size."""
+        base = cls()
+        p = base.proxy
+        fid = cls(
+            proxy=p,
+            min_epochs=int(min_epochs if min_epochs is not None else base.min_epochs),
+            eta=float(eta if eta is not None else base.eta),
+            promotion=promotion if promotion is not None else base.promotion,
+        )
+        epochs = int(epochs if epochs is not None else p.epochs)
+        sizes = (int(train_size if train_size is not None else p.train_size),
+                 int(val_size if val_size is not None else p.val_size))
+        batch = int(batch_size if batch_size is not None else p.batch_size)
+        lr = float(lr if lr is not None else p.lr)
+        px = int(resolution if resolution is not None else (p.resolution or 0))
+        _check_options(fid, epochs, sizes, batch, lr, px)
+        proxy = replace(p, epochs=epochs, train_size=sizes[0], val_size=sizes[1], batch_size=batch, lr=lr,
+                        resolution=px or None)
+        return replace(fid, proxy=proxy)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``fidelity`` section of ``config.json``."""
+        p = self.proxy
+        return {"epochs": p.epochs, "min_epochs": self.min_epochs, "eta": self.eta, "train_size": p.train_size,
+                "val_size": p.val_size, "batch_size": p.batch_size, "lr": p.lr, "resolution": p.resolution or 0,
+                "promotion": self.promotion, "rungs": self.rungs()}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Fidelity":
+        """The fidelity a run's ``config.json`` section records (validated as the flags are)."""
+        keys = ("epochs", "min_epochs", "eta", "train_size", "val_size", "batch_size", "lr", "resolution", "promotion")
+        missing = [k for k in keys if k not in d]
+        if missing:
+            raise NasInputError(f"config.json: fidelity lacks {', '.join(map(repr, missing))}")
+        return cls.from_options(**{k: d[k] for k in keys})
+
+    def bound(self, dataset: str, data_dir: Optional[str], seed: int) -> "Fidelity":
+        """This fidelity on a run's data: the dataset, its data subset seed and the epochs to validate
+        after (the rungs and the last: ~10% of a trial's time goes to validation)."""
+        proxy = replace(self.proxy, dataset=dataset, data_dir=data_dir, split_seed=int(seed),
+                        eval_epochs=(*self.rungs(), self.proxy.epochs))
+        return replace(self, proxy=proxy)
+
+    @property
+    def epochs(self) -> int:
+        """Full fidelity: the epochs of a fully trained candidate."""
+        return self.proxy.epochs
+
+    def train_size_px(self, image_size: int) -> int:
+        """The square size a candidate trains at for data of ``image_size`` (never upsampled)."""
+        res = self.proxy.resolution
+        return min(int(image_size), res) if res else int(image_size)
+
+    def rungs(self) -> list[int]:
+        return rung_epochs(self.min_epochs, self.proxy.epochs, self.eta) if self.eta > 1 else []
+
+
+def _check_options(fid: Fidelity, epochs: int, sizes: tuple[int, int], batch: int, lr: float, px: int) -> None:
+    if fid.promotion not in PROMOTIONS:
+        raise NasInputError(f"--promotion {fid.promotion!r}: expected one of {', '.join(PROMOTIONS)}")
+    if epochs < 1:
+        raise NasInputError(f"--epochs must be >= 1, got {epochs}")
+    if not 1 <= fid.min_epochs <= epochs:
+        raise NasInputError(f"--min-epochs must be in 1..--epochs ({epochs}), got {fid.min_epochs}")
+    if not (fid.eta > 1 or fid.eta == 0):
+        raise NasInputError(f"--eta must be > 1 (or 0 to turn successive halving off), got {fid.eta:g}")
+    if sizes[0] < 1 or sizes[1] < 1:
+        raise NasInputError(f"--train-size and --val-size must be >= 1, got {sizes[0]}, {sizes[1]}")
+    if batch < 1:
+        raise NasInputError(f"--batch-size must be >= 1, got {batch}")
+    if not (lr > 0 and math.isfinite(lr)):
+        raise NasInputError(f"--lr must be a positive number, got {lr}")
+    if px != 0 and px < 4:
+        raise NasInputError(f"--proxy-resolution must be >= 4 (or 0: the data's own size), got {px}")
+
+
+__all__ = ["Fidelity", "PROMOTIONS"]
