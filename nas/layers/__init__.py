@@ -37,6 +37,7 @@ __all__ = [
     "get_act_layer",
     "name_layers",
     "partial_ratio",
+    "resolve_impl",
     "same_padding",
     "se_channels",
 ]

@@ -39,7 +39,7 @@ from torch.func import functional_call
 
 from nas.builder import NasNet, build, create_block, init_weights
 from nas.errors import NasInputError
-from nas.genotype import Arch, Block, Head, Stem
+from nas.genotype import Arch, Block
 from nas.layers.mixconv import MixConv2d
 from nas.space import Space
 
