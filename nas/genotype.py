@@ -50,28 +50,6 @@ DOWNSAMPLES = ("conv", "max", "avg")
 ACTIVATIONS = ("relu", "swish")
 
 
-# How far a border mode can pad an axis of n pixels, as torch's F.pad accepts it (checked by
-# running it): reflect mirrors the inside of the map (pad < n), circular wraps the map around
-# (pad <= n). Here, not in nas.layers, so that the DSL can check a space without importing torch.
-_BORDER_PAD_RULES = {"reflect": "<", "circular": "<="}
-
-
-def border_pad_rule(padding: str) -> str | None:
-    """``"<"`` or ``"<="``: how a pad of ``padding`` mode must compare to the size it pads;
-    ``None`` for the modes that take any pad (zeros, replicate, partial)."""
-    return _BORDER_PAD_RULES.get(padding)
-
-
-def border_pad_fits(padding: str, pad: int, height: int, width: int) -> bool:
-    """Whether ``padding`` mode can pad ``pad`` pixels on a ``height`` x ``width`` map."""
-    rule = border_pad_rule(padding)
-    if rule == "<":
-        return pad < height and pad < width
-    if rule == "<=":
-        return pad <= height and pad <= width
-    return True
-
-
 def split_channels(channels: int, groups: int, partition: str = "equal") -> list[int]:
     """Channels per MixConv group.
 
@@ -417,8 +395,6 @@ __all__ = [
     "ACTIVATIONS",
     "Arch",
     "BLOCK_KINDS",
-    "border_pad_fits",
-    "border_pad_rule",
     "Block",
     "DOWNSAMPLES",
     "Head",

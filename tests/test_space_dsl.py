@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from nas.errors import NasInputError
-from nas.genotype import Arch, Block, Head, Stem, border_pad_fits, split_channels
+from nas.borders import border_pad_fits
+from nas.genotype import Arch, Block, Head, Stem, split_channels
 from nas.space import Space, builtin_names, format_size, load_space, parse_space
 from nas.space.dsl import key_lines
 

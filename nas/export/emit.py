@@ -21,6 +21,7 @@ from dataclasses import dataclass
 # In dependency order: each imports only the stdlib, torch and the ones before it.
 EMITTED_MODULES = (
     "nas.errors",
+    "nas.borders",
     "nas.layers.padding",
     "nas.layers.mixconv",
     "nas.layers.activations",

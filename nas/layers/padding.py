@@ -19,7 +19,7 @@ import torch
 import torch.nn as nn
 
 from nas.errors import NasInputError
-from nas.genotype import border_pad_fits
+from nas.borders import border_pad_fits
 
 PADDING_MODES = ("zeros", "reflect", "replicate", "circular", "partial")
 
@@ -40,7 +40,7 @@ def check_padding_mode(padding_mode: str) -> str:
 
 def check_border_padding(padding_mode: str, pad: int, height: int, width: int, where: str) -> None:
     """Reflect needs ``pad < size`` and circular ``pad <= size`` on both axes
-    (:func:`nas.genotype.border_pad_fits`, the limit the DSL checks too): say so clearly."""
+    (:func:`nas.borders.border_pad_fits`, the limit the DSL checks too): say so clearly."""
     if border_pad_fits(padding_mode, pad, height, width):
         return
     need = f"more than {pad}" if padding_mode == "reflect" else f"at least {pad}"

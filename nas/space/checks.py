@@ -10,7 +10,8 @@ name the key that has to change.
 from __future__ import annotations
 
 from nas.errors import GenotypeError
-from nas.genotype import border_pad_fits, border_pad_rule, split_channels
+from nas.borders import border_pad_fits, border_pad_rule
+from nas.genotype import split_channels
 from nas.space.source import Reporter
 from nas.space.spec import BlockChoices
 
@@ -104,7 +105,7 @@ def _check_border_padding(
     rep: Reporter, stage_path: str, bc: BlockChoices, resolution: tuple[int, int], input_size: tuple[int, int]
 ) -> None:
     """Reflect/circular padding reads real pixels: its pad must fit the stage's feature map
-    (the limit is :func:`nas.genotype.border_pad_fits`, the one the layers enforce)."""
+    (the limit is :func:`nas.borders.border_pad_fits`, the one the layers enforce)."""
     h, w = resolution
     for padding in bc.padding:
         rule = border_pad_rule(padding)
