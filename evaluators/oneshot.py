@@ -14,6 +14,7 @@ to ``resolution``. The test split is never read.
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from dataclasses import asdict, dataclass, fields, replace
@@ -188,6 +189,40 @@ class OneShotScorer:
         return [self.score(a) for a in archs]
 
 
+@functools.lru_cache(maxsize=1)
+def _cached_supernet(folder: str) -> Supernet:
+    return load_supernet(folder, "auto")[0]  # once per worker process: a reused actor loads it once
+
+
+def inherited(folder: str | Path, arch, data: ProxyData):
+    """A search trial's first epoch by inherited weights: (the subnet, BN recalibrated on the
+    trial's training images, ready to fine-tune; its :class:`nas.training.EpochResult` on the
+    trial's validation images)."""
+    from nas.supernet.scoring import recalibrate
+    from nas.training import EpochResult, evaluate
+
+    started = time.perf_counter()
+    supernet = _cached_supernet(str(folder))
+    model = recalibrate(supernet.subnet(arch), data.train)
+    result = evaluate(model, data.val)
+    seconds = time.perf_counter() - started
+    return model, EpochResult(epoch=1, epochs=1, train_loss=float("nan"), val_loss=result.loss,
+                              val_accuracy=result.accuracy, images_per_s=float("nan"), seconds=seconds,
+                              lr=0.0, train_images=0)
+
+
+#: Fine-tuning from inherited weights: a quarter of the proxy's learning rate, no warm-up
+#: (the weights are trained already; the full proxy lr would undo them).
+FINE_TUNE_LR_FACTOR = 0.25
+
+
+def fine_tune_config(proxy: ProxyConfig) -> ProxyConfig:
+    """The proxy training of epochs 2..E of a one-shot trial (epoch 1 was the inherited score)."""
+    evals = None if proxy.eval_epochs is None else tuple(e - 1 for e in proxy.eval_epochs if e > 1)
+    return replace(proxy, epochs=proxy.epochs - 1, lr=proxy.lr * FINE_TUNE_LR_FACTOR, warmup_epochs=0.0,
+                   eval_epochs=evals)
+
+
 def fidelity_scores(genotypes: Sequence[str], folder: str | Path | None = None, **settings: Any) -> list[float]:
     """``benchmarks/bench_fidelity.py --predictor supernet=evaluators.oneshot:fidelity_scores``:
     trains (once; resumable) a supernet of ``mdconv`` in ``folder`` and scores ``genotypes``."""
@@ -198,4 +233,4 @@ def fidelity_scores(genotypes: Sequence[str], folder: str | Path | None = None, 
     return OneShotScorer(supernet, config, device="cpu").score_all(genotypes)
 
 
-__all__ = ["OneShotConfig", "OneShotScorer", "fidelity_scores", "load_supernet", "train_supernet"]
+__all__ = ["OneShotConfig", "OneShotScorer", "fidelity_scores", "fine_tune_config", "inherited", "load_supernet", "train_supernet"]

@@ -72,3 +72,33 @@ def test_bad_input_is_named_with_exit_2(tmp_path):
     proc = _nas("supernet", "score", str(tmp_path / "net"), "stem c8 s1 | ds k3.5.7 c8 | head c0")
     _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 2 and "not in the space" in stderr and "Traceback" not in stderr
+
+
+def test_one_shot_search_scores_by_inherited_weights_then_fine_tunes(tmp_path):
+    import nas
+
+    space = tmp_path / "tiny.toml"
+    space.write_text(TINY_SPACE)
+    trained = _train(space, tmp_path / "net")
+    assert trained.wait(timeout=300) == 0
+    proc = _nas("search", "--space", str(space), "--dataset", "digits", "--proxy", "supernet", "--supernet",
+                str(tmp_path / "net"), "--proxy-resolution", "0", "--budget", "6", "--epochs", "3", "--eta", "3",
+                "--train-size", "400", "--val-size", "200", "--num-cpus", "2", "--out", str(tmp_path), "--name", "oneshot")
+    _, stderr = proc.communicate(timeout=480)
+    assert proc.returncode == 0, stderr
+    run_dir = tmp_path / "oneshot"
+    fidelity = json.loads((run_dir / "config.json").read_text())["fidelity"]
+    assert fidelity["proxy"] == "supernet" and fidelity["supernet"] == str((tmp_path / "net").resolve())
+    trials = nas.load_run(str(run_dir)).trials
+    assert len(trials) >= 6 and set(trials.state) <= {"COMPLETE", "PRUNED"}, trials[["state", "reason"]]
+    assert trials.accuracy.between(0, 1).all()
+    assert set(trials.fidelity) <= {1, 3} and 3 in set(trials.fidelity)  # scored at rung 1, some fine-tuned to 3
+
+
+def test_supernet_of_another_space_is_refused(tmp_path):
+    space = tmp_path / "tiny.toml"
+    space.write_text(TINY_SPACE)
+    assert _train(space, tmp_path / "net").wait(timeout=300) == 0
+    proc = _nas("search", "--space", "mdconv", "--proxy", "supernet", "--supernet", str(tmp_path / "net"), "--budget", "2")
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 2 and "not of mdconv" in stderr and "Traceback" not in stderr

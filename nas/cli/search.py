@@ -9,6 +9,7 @@ what the run searches is refused, naming it.
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 import sys
 
 from nas.errors import NasInputError
@@ -64,6 +65,13 @@ def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> ar
     fid.add_argument("--val-size", type=int, default=None, help="proxy validation images (held out of the TRAIN split)")
     fid.add_argument("--batch-size", type=int, default=None, help="proxy batch size")
     fid.add_argument("--lr", type=_positive_float, default=None, help="proxy learning rate (per 256 images)")
+    fid.add_argument("--proxy", choices=("scratch", "supernet"), default=None,
+                     help="scratch (default): each candidate trained from scratch; supernet: scored by the "
+                          "inherited weights of a supernet (trained first unless --supernet gives one), higher "
+                          "rungs fine-tune from them")
+    fid.add_argument("--supernet", default=None, metavar="DIR",
+                     help="a trained supernet folder (nas supernet train); default with --proxy supernet: "
+                          "results/supernet-SPACE, trained first if it is not there")
     fid.add_argument("--proxy-resolution", type=int, default=None, metavar="PX",
                      help="square size the proxy trains at, images shrunk, never enlarged (default 14; 0: the data's own size)")
 
@@ -100,7 +108,7 @@ RUN_DEFINING = {
     "storage": "--storage", "name": "--name", "trial_memory": "--trial-memory",
     "trial_cpu_limit": "--trial-cpu-limit", **{dest: "--" + dest.replace("_", "-") for dest in (
         "epochs", "min_epochs", "eta", "promotion", "train_size", "val_size", "batch_size", "lr")},
-    "proxy_resolution": "--proxy-resolution",
+    "proxy_resolution": "--proxy-resolution", "proxy": "--proxy", "supernet": "--supernet",
 }
 # Settings taken from the options when given (setting name -> option dest); the rest keep their default.
 _SETTINGS = {
@@ -131,8 +139,36 @@ def settings_from(args: argparse.Namespace):
         values["fidelity"] = Fidelity.from_options(
             epochs=args.epochs, min_epochs=args.min_epochs, eta=args.eta, train_size=args.train_size,
             val_size=args.val_size, batch_size=args.batch_size, lr=args.lr, resolution=args.proxy_resolution,
-            promotion=args.promotion)
+            promotion=args.promotion, supernet=supernet_folder(args))
     return SearchSettings(download=args.download, verbose=args.verbose, **values)
+
+
+def supernet_folder(args: argparse.Namespace) -> str | None:
+    """The trained supernet a one-shot search scores with (trained here first when missing)."""
+    if args.supernet is not None and args.proxy != "supernet":
+        raise NasInputError("--supernet needs --proxy supernet")
+    if args.proxy != "supernet":
+        return None
+    from evaluators.oneshot import OneShotConfig, read_config, train_supernet
+    from evaluators.proxy import ProxyConfig
+
+    space = args.space or "mdconv"
+    folder = Path(args.supernet) if args.supernet else Path("results") / f"supernet-{Path(space).stem}"
+    if args.supernet and not (folder / "config.json").exists():
+        raise NasInputError(f"--supernet {folder}: not a supernet folder (train one with nas supernet train)")
+    if not (folder / "config.json").exists() or not read_config(folder)[1].get("complete"):
+        config = read_config(folder)[0] if (folder / "config.json").exists() else OneShotConfig(
+            space=space, dataset=args.dataset or "fashion-mnist", data_dir=args.data_dir)
+        print(f"nas search: training the supernet of {config.space} into {folder} first", file=sys.stderr)
+        train_supernet(config, folder, threads=int(args.num_cpus or 0) or None)
+    config = read_config(folder)[0]
+    if str(config.space) != str(space):
+        raise NasInputError(f"--supernet {folder}: a supernet of {config.space}, not of {space}")
+    resolution = args.proxy_resolution if args.proxy_resolution is not None else (ProxyConfig().resolution or 0)
+    if (config.resolution or 0) != resolution:
+        raise NasInputError(f"--supernet {folder}: trained at resolution {config.resolution or 'full'}, the proxy "
+                            f"scores at {resolution or 'full'}: give --proxy-resolution {config.resolution or 0}")
+    return str(folder.resolve())
 
 
 def run(args: argparse.Namespace) -> int:

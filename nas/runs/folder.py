@@ -53,7 +53,7 @@ CONFIG_FORMAT = 1
 
 # Fidelity keys older runs lack, with the value they ran with: the proxy's 14 px before
 # --proxy-resolution, plain asynchronous promotion before --promotion.
-OLDER_RUNS_FIDELITY = {"resolution": 14, "promotion": "asha"}
+OLDER_RUNS_FIDELITY = {"resolution": 14, "promotion": "asha", "proxy": "scratch", "supernet": None}
 _REQUIRED_KEYS = ("study_name", "objectives", "fidelity")
 
 

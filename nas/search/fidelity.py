@@ -37,13 +37,16 @@ class Fidelity:
     min_epochs: int = 1
     eta: float = 3.0
     promotion: str = "budgeted"
+    #: A trained supernet folder (``nas supernet train``): epoch 1 of a trial is the candidate's
+    #: score by inherited weights, later epochs fine-tune it from them. None: the scratch proxy.
+    supernet: Optional[str] = None
 
     @classmethod
     def from_options(cls, epochs: Optional[int] = None, min_epochs: Optional[int] = None,
                      eta: Optional[float] = None, train_size: Optional[int] = None,
                      val_size: Optional[int] = None, batch_size: Optional[int] = None,
                      lr: Optional[float] = None, resolution: Optional[int] = None,
-                     promotion: Optional[str] = None) -> "Fidelity":
+                     promotion: Optional[str] = None, supernet: Optional[str] = None) -> "Fidelity":
         """Validated fidelity from the ``nas search`` options (None: not given, the default);
         bad values -> :class:`NasInputError` naming the flag. ``resolution`` 0: the data's own size."""
         base = cls()
@@ -53,6 +56,7 @@ class Fidelity:
             min_epochs=int(min_epochs if min_epochs is not None else base.min_epochs),
             eta=float(eta if eta is not None else base.eta),
             promotion=promotion if promotion is not None else base.promotion,
+            supernet=str(supernet) if supernet else None,
         )
         epochs = int(epochs if epochs is not None else p.epochs)
         sizes = (int(train_size if train_size is not None else p.train_size),
@@ -70,7 +74,8 @@ class Fidelity:
         p = self.proxy
         return {"epochs": p.epochs, "min_epochs": self.min_epochs, "eta": self.eta, "train_size": p.train_size,
                 "val_size": p.val_size, "batch_size": p.batch_size, "lr": p.lr, "resolution": p.resolution or 0,
-                "promotion": self.promotion, "rungs": self.rungs()}
+                "promotion": self.promotion, "rungs": self.rungs(),
+                "proxy": "supernet" if self.supernet else "scratch", "supernet": self.supernet}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Fidelity":
@@ -79,7 +84,7 @@ class Fidelity:
         missing = [k for k in keys if k not in d]
         if missing:
             raise NasInputError(f"config.json: fidelity lacks {', '.join(map(repr, missing))}")
-        return cls.from_options(**{k: d[k] for k in keys})
+        return cls.from_options(**{k: d[k] for k in keys}, supernet=d.get("supernet"))  # older runs: scratch
 
     def bound(self, dataset: str, data_dir: Optional[str], seed: int) -> "Fidelity":
         """This fidelity on a run's data: the dataset, its data subset seed and the epochs to validate

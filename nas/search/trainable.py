@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 import time
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Optional
 
 if TYPE_CHECKING:
@@ -35,6 +35,7 @@ class TrialSpec:
     threads: int = 1  # torch threads (the trial's CPUs)
     latency: bool = False  # measure latency (the run's cost objective is latency_ms)
     cpu_limit_s: Optional[float] = None  # --trial-cpu-limit
+    supernet: Optional[str] = None  # a trained supernet folder: score by inherited weights, then fine-tune
 
 
 def failure_reason(exc: BaseException) -> str:
@@ -68,7 +69,7 @@ def run_candidate(spec: TrialSpec, arch: str, report, mflops: Any = math.nan, pa
         data = prepare_proxy_data(spec.proxy)  # cached per process: a reused actor loads once
         if spec.latency:
             base["latency_ms"] = _latency_ms(arch, data, threads)
-        for result in proxy_train(arch, data, spec.proxy, device="auto", seed=spec.seed, threads=threads):
+        for result in _epochs(spec, arch, data, threads):
             epoch = int(result.epoch)
             report(
                 {
@@ -96,6 +97,23 @@ def run_candidate(spec: TrialSpec, arch: str, report, mflops: Any = math.nan, pa
         )
     finally:
         restore_cpu_limit()
+
+
+def _epochs(spec: TrialSpec, arch: str, data: Any, threads: int):
+    """The candidate's epoch results: the scratch proxy's, or with a supernet, its score by
+    inherited weights as epoch 1 and then fine-tuning from those weights (epochs 2..E)."""
+    from evaluators.proxy import proxy_train
+
+    if spec.supernet is None:
+        yield from proxy_train(arch, data, spec.proxy, device="auto", seed=spec.seed, threads=threads)
+        return
+    from evaluators.oneshot import fine_tune_config, inherited
+
+    model, first = inherited(spec.supernet, arch, data)
+    yield first
+    if spec.proxy.epochs > 1:
+        for result in proxy_train(model, data, fine_tune_config(spec.proxy), device="auto", seed=spec.seed, threads=threads):
+            yield replace(result, epoch=result.epoch + 1, epochs=spec.proxy.epochs)
 
 
 def _latency_ms(arch: str, data: Any, threads: int) -> float:
