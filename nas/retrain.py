@@ -57,6 +57,7 @@ class RetrainOptions:
     threads: int | None = None
     force: bool = False  # retrain even if the pick folder is complete
     latency_threads: int = 1
+    init: str | None = None  # a trained supernet folder: start from the pick's inherited weights
 
 
 def retrain_recipe(dataset_name: str, options: RetrainOptions):
@@ -169,6 +170,8 @@ def _train(pick: Pick, arch: str, folder: Path, dataset, recipe, options: Retrai
 
     torch.manual_seed(options.seed)  # the initial weights depend on the seed only
     model = nas.build(arch, num_classes=dataset.num_classes, in_chans=dataset.in_chans)
+    if options.init is not None:
+        model.load_state_dict(_inherited_state(options.init, arch, dataset))
     ckpt = folder / CHECKPOINT_FILE
     resumed = ckpt.exists()
     trainer = Trainer(model, dataset.train, None, recipe, options.device, options.seed,
@@ -188,6 +191,17 @@ def _train(pick: Pick, arch: str, folder: Path, dataset, recipe, options: Retrai
         raise NasInputError(f"[{pick.name}] {exc}; try a smaller --lr") from None
     train_s = time.perf_counter() - started + sum(r.seconds for r in trainer.history[:done])
     return model, trainer, train_s
+
+
+def _inherited_state(supernet_folder: str, arch: str, dataset) -> dict[str, Any]:
+    """The pick's weights as its supernet holds them (``nas retrain --init supernet``)."""
+    from evaluators.oneshot import load_supernet
+
+    supernet, config = load_supernet(supernet_folder, "cpu")
+    if supernet.num_classes != dataset.num_classes or supernet.in_chans != dataset.in_chans:
+        raise NasInputError(f"--supernet {supernet_folder}: trained for {supernet.in_chans}-channel images and "
+                            f"{supernet.num_classes} classes, not {dataset.in_chans} and {dataset.num_classes}")
+    return supernet.subnet(arch).state_dict()
 
 
 def _test_and_save(model, trainer, arch: str, folder: Path, dataset, recipe, options: RetrainOptions) -> dict[str, Any]:
@@ -240,6 +254,7 @@ def _metrics(pick: Pick, arch: str, dataset, recipe, options: RetrainOptions, tr
                     "classes": list(dataset.classes)},
         "recipe": asdict(recipe),
         "seed": options.seed,
+        "init": options.init or "scratch",
         "device": str(trainer.device),
         "weights_file": measured["weights_file"],
         "weights_sha256": measured["weights_sha256"],

@@ -38,6 +38,18 @@ def _score(out) -> str:
     return stdout.split()[0]
 
 
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """(space file, trained supernet folder) shared by the tests that only read it."""
+    root = tmp_path_factory.mktemp("supernet")
+    space = root / "tiny.toml"
+    space.write_text(TINY_SPACE)
+    proc = _train(space, root / "net")
+    _, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 0, stderr
+    return space, root / "net"
+
+
 def test_killed_training_resumes_to_the_same_supernet(tmp_path):
     space = tmp_path / "tiny.toml"
     space.write_text(TINY_SPACE)
@@ -61,44 +73,60 @@ def test_killed_training_resumes_to_the_same_supernet(tmp_path):
     assert _score(tmp_path / "whole") == _score(tmp_path / "broken")
 
 
-def test_bad_input_is_named_with_exit_2(tmp_path):
+def test_bad_input_is_named_with_exit_2(tmp_path, trained):
     proc = _nas("supernet", "score", str(tmp_path), ARCH)
     _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 2 and "not a supernet folder" in stderr and "Traceback" not in stderr
-    space = tmp_path / "tiny.toml"
-    space.write_text(TINY_SPACE)
-    done = _train(space, tmp_path / "net")
-    assert done.wait(timeout=300) == 0
-    proc = _nas("supernet", "score", str(tmp_path / "net"), "stem c8 s1 | ds k3.5.7 c8 | head c0")
+    proc = _nas("supernet", "score", str(trained[1]), "stem c8 s1 | ds k3.5.7 c8 | head c0")
     _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 2 and "not in the space" in stderr and "Traceback" not in stderr
 
 
-def test_one_shot_search_scores_by_inherited_weights_then_fine_tunes(tmp_path):
+def test_one_shot_search_scores_by_inherited_weights_then_fine_tunes(tmp_path, trained):
     import nas
 
-    space = tmp_path / "tiny.toml"
-    space.write_text(TINY_SPACE)
-    trained = _train(space, tmp_path / "net")
-    assert trained.wait(timeout=300) == 0
+    space, net = trained
     proc = _nas("search", "--space", str(space), "--dataset", "digits", "--proxy", "supernet", "--supernet",
-                str(tmp_path / "net"), "--proxy-resolution", "0", "--budget", "6", "--epochs", "3", "--eta", "3",
+                str(net), "--proxy-resolution", "0", "--budget", "6", "--epochs", "3", "--eta", "3",
                 "--train-size", "400", "--val-size", "200", "--num-cpus", "2", "--out", str(tmp_path), "--name", "oneshot")
     _, stderr = proc.communicate(timeout=480)
     assert proc.returncode == 0, stderr
     run_dir = tmp_path / "oneshot"
     fidelity = json.loads((run_dir / "config.json").read_text())["fidelity"]
-    assert fidelity["proxy"] == "supernet" and fidelity["supernet"] == str((tmp_path / "net").resolve())
+    assert fidelity["proxy"] == "supernet" and fidelity["supernet"] == str(net.resolve())
     trials = nas.load_run(str(run_dir)).trials
     assert len(trials) >= 6 and set(trials.state) <= {"COMPLETE", "PRUNED"}, trials[["state", "reason"]]
     assert trials.accuracy.between(0, 1).all()
     assert set(trials.fidelity) <= {1, 3} and 3 in set(trials.fidelity)  # scored at rung 1, some fine-tuned to 3
 
 
-def test_supernet_of_another_space_is_refused(tmp_path):
-    space = tmp_path / "tiny.toml"
-    space.write_text(TINY_SPACE)
-    assert _train(space, tmp_path / "net").wait(timeout=300) == 0
-    proc = _nas("search", "--space", "mdconv", "--proxy", "supernet", "--supernet", str(tmp_path / "net"), "--budget", "2")
+def test_supernet_of_another_space_is_refused(trained):
+    proc = _nas("search", "--space", "mdconv", "--proxy", "supernet", "--supernet", str(trained[1]), "--budget", "2")
     _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 2 and "not of mdconv" in stderr and "Traceback" not in stderr
+
+
+def test_retrain_init_supernet_starts_from_the_inherited_weights(tmp_path, trained):
+    import torch
+
+    from evaluators.oneshot import load_supernet
+    from nas.data import load_dataset
+    from nas.export.weights import load_weights
+    from nas.picks import pick_arch
+    from nas.retrain import RetrainOptions, retrain_pick
+
+    _, net = trained
+    dataset = load_dataset("digits")
+    # a learning rate too small to move the weights: what is saved is what training started from
+    options = RetrainOptions(epochs=1, lr=1e-9, ema=False, device="cpu", threads=1, init=str(net))
+    metrics = retrain_pick(pick_arch(ARCH, "p"), tmp_path / "p", dataset, options, log=lambda _m: None)
+    assert metrics["init"] == str(net)
+    saved = load_weights(tmp_path / "p" / metrics["weights_file"])
+    inherited = load_supernet(net, "cpu")[0].subnet(ARCH).state_dict()
+    for key, value in inherited.items():
+        if "running" not in key and "num_batches" not in key:  # BN statistics are re-estimated
+            torch.testing.assert_close(saved[key], value, rtol=0, atol=1e-6)
+    proc = _nas("retrain", "--arch", ARCH, "--dataset", "digits", "--init", "supernet", "--epochs", "1",
+                "--out", str(tmp_path / "cli"), "--device", "cpu")
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 2 and "--supernet DIR" in stderr

@@ -53,6 +53,10 @@ def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> ar
     tr.add_argument("--seed", type=int, default=0, help="training seed (default 0); the test split never changes")
     tr.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     tr.add_argument("--force", action="store_true", help="retrain picks that are already finished")
+    tr.add_argument("--init", choices=("scratch", "supernet"), default="scratch",
+                    help="scratch (default): seeded random weights; supernet: the pick's inherited weights")
+    tr.add_argument("--supernet", metavar="DIR", help="with --init supernet: the supernet folder "
+                    "(default: the one a --proxy supernet run searched with)")
     io = p.add_argument_group("data and output")
     io.add_argument("--dataset", help="data set when there is no RUN (fashion-mnist, mnist, digits, cifar10, ...)")
     io.add_argument("--data-dir", help="folder of the data set files (default: the run's)")
@@ -120,6 +124,24 @@ def _choose_picks(args: argparse.Namespace, ctx) -> list:
     return picks
 
 
+def _supernet_init(args: argparse.Namespace, ctx) -> str | None:
+    """The supernet folder ``--init supernet`` starts from (None: from scratch)."""
+    if args.init != "supernet":
+        if args.supernet:
+            raise NasInputError("--supernet needs --init supernet")
+        return None
+    folder = args.supernet
+    if folder is None and ctx.run is not None:
+        folder = (ctx.run.config.get("fidelity") or {}).get("supernet")
+    if not folder:
+        raise NasInputError("--init supernet: give --supernet DIR (the run did not search with a supernet)")
+    from evaluators.oneshot import read_config
+
+    if not read_config(folder)[1].get("complete"):
+        raise NasInputError(f"--supernet {folder}: not trained to the end yet")
+    return str(folder)
+
+
 def _retrain_all(args: argparse.Namespace, ctx, picks: list) -> None:
     """List the picks, retrain each (a duplicate of an earlier one is copied), redraw the run's front."""
     from nas.retrain import DEFAULT_EPOCHS, RetrainOptions, copy_pick, retrain_pick
@@ -127,6 +149,7 @@ def _retrain_all(args: argparse.Namespace, ctx, picks: list) -> None:
     options = RetrainOptions(
         epochs=args.epochs or DEFAULT_EPOCHS, batch_size=args.batch_size, lr=args.lr, ema=not args.no_ema,
         device=args.device, seed=args.seed, threads=args.threads, force=args.force,
+        init=_supernet_init(args, ctx),
     )
     dataset = ctx.load_dataset()
     print(f"{len(picks)} pick(s) -> {ctx.picks_root}  ({dataset!r}); interrupt any time: the same "
