@@ -122,10 +122,14 @@ def new_supernet(config: OneShotConfig, data: ProxyData) -> Supernet:
 
 
 def train_supernet(config: OneShotConfig, folder: str | Path, device: str = "auto", threads: int | None = None,
-                   progress: Callable | None = print_progress, data: ProxyData | None = None) -> Supernet:
+                   progress: Callable | None = print_progress, data: ProxyData | None = None,
+                   workers: int = 1, address: str | None = None) -> Supernet:
     """Train (or finish training) the supernet of ``folder``; a complete folder is loaded as it is.
 
-    A folder holding another configuration is refused: the checkpoint would not fit it.
+    ``workers`` > 1: data-parallel over that many Ray Train workers (``TorchTrainer``; CPU
+    processes, or one GPU each where the cluster has them), on a local Ray or the cluster at
+    ``address``; the folder must be on storage every worker sees. A folder holding another
+    configuration is refused: the checkpoint would not fit it.
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -136,17 +140,29 @@ def train_supernet(config: OneShotConfig, folder: str | Path, device: str = "aut
         if extra.get("complete"):
             return load_supernet(folder, device)[0]
     _write_config(folder, config, complete=False)
-    data = data or load_data(config)
+    started = time.perf_counter()
+    if workers > 1:
+        from evaluators.oneshot_ray import train_data_parallel
+
+        train_data_parallel(config, folder, workers, address, threads or 1)
+        data = data or load_data(config)
+    else:
+        data = data or load_data(config)
+        _train_here(config, folder, data, device, threads, progress)
+    _write_config(folder, config, complete=True, extra={"seconds": round(time.perf_counter() - started, 1),
+                                                          "train_images": len(data.train)})
+    return load_supernet(folder, device)[0]
+
+
+def _train_here(config: OneShotConfig, folder: Path, data: ProxyData, device: str, threads: int | None,
+                progress: Callable | None) -> None:
+    """The training loop of one process (one Ray Train worker, or the whole training)."""
     supernet = new_supernet(config, data)
     trainer = SupernetTrainer(supernet, data.train, config.recipe(), Sandwich(config.random_subnets, config.distill),
                               device=device, seed=config.seed, threads=threads, checkpoint=folder / CHECKPOINT_FILE)
-    started = time.perf_counter()
     for step in trainer.run():
-        if progress is not None:
+        if progress is not None and trainer.rank == 0:
             progress(step)
-    _write_config(folder, config, complete=True, extra={"seconds": round(time.perf_counter() - started, 1),
-                                                          "train_images": len(data.train)})
-    return supernet.eval()
 
 
 def load_supernet(folder: str | Path, device: str = "auto") -> tuple[Supernet, OneShotConfig]:

@@ -130,3 +130,28 @@ def test_retrain_init_supernet_starts_from_the_inherited_weights(tmp_path, train
                 "--out", str(tmp_path / "cli"), "--device", "cpu")
     _, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 2 and "--supernet DIR" in stderr
+
+
+def test_data_parallel_training_on_two_ray_train_workers(tmp_path):
+    import torch
+
+    from evaluators.oneshot import load_supernet
+
+    space = tmp_path / "tiny.toml"
+    space.write_text(TINY_SPACE)
+    proc = _nas("supernet", "train", "--space", str(space), "--out", str(tmp_path / "ddp"), "--dataset", "digits",
+                "--resolution", "0", "--epochs", "3", "--train-size", "900", "--val-size", "200",
+                "--batch-size", "64", "--threads", "1", "--workers", "2")
+    _, stderr = proc.communicate(timeout=600)
+    assert proc.returncode == 0, stderr[-3000:]
+    config = json.loads((tmp_path / "ddp" / "config.json").read_text())
+    assert config["complete"] is True
+    state = torch.load(tmp_path / "ddp" / "supernet.pt", weights_only=True)
+    assert state["step"] == 3 * (900 // 64)  # every step of the global batch, taken once by the group
+    supernet = load_supernet(tmp_path / "ddp", "cpu")[0]
+    assert all(torch.isfinite(p).all() for p in supernet.parameters())
+    import re
+
+    losses = [float(x) for x in re.findall(r"step \d+/\d+ loss ([0-9.]+)", stderr)]
+    assert len(losses) >= 2 and losses[-1] < losses[0], losses  # the mean loss since the start falls: it learns
+    assert 0.0 <= float(_score(tmp_path / "ddp")) <= 1.0

@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from nas.errors import NasInputError
+
 
 def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> argparse.ArgumentParser:
     from evaluators.oneshot import OneShotConfig
@@ -34,7 +36,10 @@ def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> ar
     train.add_argument("--distill", type=float, default=d.distill, help="weight of in-place distillation for the non-largest subnets (0..1)")
     train.add_argument("--seed", type=int, default=d.seed)
     train.add_argument("--device", default="auto")
-    train.add_argument("--threads", type=int, help="torch threads (default: torch's)")
+    train.add_argument("--threads", type=int, help="torch threads (per worker with --workers; default: torch's, 1 per worker)")
+    train.add_argument("--workers", type=int, default=1,
+                       help="data-parallel Ray Train workers (DDP over CPU processes, or one GPU each; default 1: no Ray)")
+    train.add_argument("--address", help="with --workers: an existing Ray cluster (the folder must be on shared storage)")
     train.set_defaults(run=run_train)
     scoring = verbs.add_parser("score", help="score genotypes by the inherited weights of a trained supernet")
     scoring.add_argument("folder", type=Path)
@@ -54,7 +59,10 @@ def run_train(args: argparse.Namespace) -> int:
                            batch_size=args.batch_size, lr=args.lr, random_subnets=args.random_subnets,
                            distill=args.distill, seed=args.seed)
     out = args.out or Path("results") / f"supernet-{Path(args.space).stem}"
-    supernet = train_supernet(config, out, device=args.device, threads=args.threads)
+    if args.workers < 1:
+        raise NasInputError(f"--workers must be >= 1, got {args.workers}")
+    supernet = train_supernet(config, out, device=args.device, threads=args.threads, workers=args.workers,
+                              address=args.address)
     print(f"{out}: supernet of {config.space} trained ({sum(p.numel() for p in supernet.parameters()):,} shared weights)")
     return 0
 

@@ -92,6 +92,10 @@ class SupernetTrainer:
             torch.set_num_threads(int(threads))
         self.supernet, self.train, self.recipe, self.sandwich, self.seed = supernet, train, recipe, sandwich, int(seed)
         self.device = resolve_device(device)
+        # data-parallel (Ray Train / torch.distributed): each rank trains its share of every batch
+        distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
+        self.rank = torch.distributed.get_rank() if distributed else 0
+        self.world = torch.distributed.get_world_size() if distributed else 1
         supernet.to(self.device)
         self.batch_size = min(recipe.batch_size, len(train))
         self.steps_per_epoch = max(1, len(train) // self.batch_size)
@@ -116,7 +120,7 @@ class SupernetTrainer:
                 "space": str(self.supernet.space.spec), "train_images": len(self.train)}
 
     def save(self) -> None:
-        if self.checkpoint is None:
+        if self.checkpoint is None or self.rank != 0:  # every rank holds the same weights
             return
         self.checkpoint.parent.mkdir(parents=True, exist_ok=True)
         state = {"format": CHECKPOINT_FORMAT, "step": self.step, "settings": self._settings(),
@@ -166,10 +170,21 @@ class SupernetTrainer:
                 raise NasInputError(f"supernet training diverged at step {step} (loss {float(loss)}); try a smaller lr")
             self.scaler.scale(loss).backward()
             total += float(loss.detach())
+        if self.world > 1:
+            self._average_gradients()
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.scheduler.step()
         return total
+
+    def _average_gradients(self) -> None:
+        """All-reduce the shared weights' gradients (zeros where a rank's subnets did not use a
+        weight: every rank draws the same subnets, so the same weights are touched everywhere)."""
+        for p in self.supernet.parameters():
+            if p.grad is None:
+                p.grad = torch.zeros_like(p)
+            torch.distributed.all_reduce(p.grad)
+            p.grad.div_(self.world)
 
     def run(self, report_every: int = 20) -> Iterator[SupernetProgress]:
         """Train to the end from where the checkpoint left off."""
@@ -181,7 +196,7 @@ class SupernetTrainer:
         while self.step < self.total_steps:
             epoch, within = divmod(self.step, self.steps_per_epoch)
             perm = torch.randperm(len(self.train), generator=torch.Generator().manual_seed(self.seed * 100_003 + epoch)).to(dev)
-            idx = perm[within * self.batch_size : (within + 1) * self.batch_size]
+            idx = perm[within * self.batch_size : (within + 1) * self.batch_size][self.rank :: self.world]
             generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.step)
             images = normalize(augment_batch(x[idx], self.padding, self.recipe.hflip, generator))
             loss_sum += self._train_step(images, y[idx], self.step)
