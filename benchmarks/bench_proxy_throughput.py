@@ -32,6 +32,9 @@ import torch
 import torch.nn as nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _machine import cpu_model  # noqa: E402
 
 from nas.data import load_dataset, split_train_val, stratified_subset  # noqa: E402
 from nas.training import Recipe, train_epochs  # noqa: E402
@@ -46,16 +49,6 @@ NETWORKS = {
     "ir k3.5.7.9 e6 c80 s2 se0.25 act=swish, ir k3.5.7 e6 c80 se0.25, ir k3.5 e6 c80 se0.25 | "
     "ir k3.5.7.9 e6 c120 s2 se0.25 act=swish, ir k3.5.7 e6 c120 se0.25, ir k3.5 e6 c120 se0.25 | head c256",
 }
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def print_machine(threads: int, device: torch.device) -> None:
