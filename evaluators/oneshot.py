@@ -201,8 +201,18 @@ class OneShotScorer:
     def score(self, arch) -> float:
         return float(score(self.supernet, arch, self.calibration, self.data.val, self.device).accuracy)
 
-    def score_all(self, archs: Sequence) -> list[float]:
-        return [self.score(a) for a in archs]
+    def score_all(self, archs: Sequence, outside: float = float("nan")) -> list[float]:
+        """Scores of ``archs``; ``outside`` for one the supernet's space does not hold (a baseline
+        from another space, say) instead of an error."""
+        scores = []
+        for arch in archs:
+            try:
+                scores.append(self.score(arch))
+            except NasInputError as exc:
+                if "is not in the space" not in str(exc):
+                    raise
+                scores.append(outside)
+        return scores
 
 
 @functools.lru_cache(maxsize=1)

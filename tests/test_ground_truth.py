@@ -116,3 +116,43 @@ def test_pending_counts_rows_at_the_same_epochs_only(tmp_path, epochs):
     jobs = _jobs()
     gt.append_row({"job": jobs[0]["job"], "epochs": 1}, table)
     assert len(gt.pending(jobs, epochs, table)) == len(jobs) - (epochs == 1)
+
+
+def _bench():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    spec = importlib.util.spec_from_file_location("bench_fidelity", ROOT / "benchmarks" / "bench_fidelity.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["bench_fidelity"] = module  # dataclasses look their module up while it loads
+    spec.loader.exec_module(module)
+    return module
+
+
+def _table(tmp_path) -> Path:
+    table = tmp_path / "table.csv"
+    rng = __import__("random").Random(0)
+    for band in ("2", "4"):
+        for i in range(6):
+            for seed in (0, 1) if band == "2" else (0,):
+                acc = 0.80 + 0.05 * (band == "4") + 0.01 * i + (0.001 * rng.random() if seed else 0.0)
+                gt.append_row({"job": f"{band}-{i}-{seed}", "genotype": f"g{band}-{i}", "band": band, "seed": seed,
+                               "epochs": 3, "val_accuracy": acc}, table)
+    return table
+
+
+def test_fidelity_metrics_of_a_perfect_a_reversed_and_a_partial_predictor(tmp_path):
+    bench = _bench()
+    truth = bench.load_truth(_table(tmp_path))
+    assert len(truth.genotypes) == 12 and set(truth.bands()) == {"2", "4"}
+    groups, everyone = truth.bands(), truth.genotypes
+    perfect = bench.metrics(groups, everyone, dict(truth.accuracy), truth.accuracy)
+    assert perfect == pytest.approx({"tau": 1.0, "rho": 1.0, "band_tau": 1.0, "regret": 0.0, "top3": 1.0})
+    reversed_ = bench.metrics(groups, everyone, {g: -a for g, a in truth.accuracy.items()}, truth.accuracy)
+    assert reversed_["tau"] == pytest.approx(-1.0) and reversed_["top3"] == 0.0
+    assert reversed_["regret"] == pytest.approx(5.0)  # the worst of each band lies 5 points below its best
+    ceiling = bench.seed_ceiling(truth)
+    assert set(ceiling) == {"2"} and ceiling["2"][0] == pytest.approx(1.0) and ceiling["2"][2] == 6  # seed 1 keeps seed 0's order
+    ci = bench.bootstrap(groups, everyone, dict(truth.accuracy), truth.accuracy, noise=0.0, rounds=50)
+    assert ci["tau"] == pytest.approx((1.0, 1.0)) and ci["regret"] == (0.0, 0.0)
+    lines = bench.report(truth, {"half": {g: (a if "g2" in g else float("nan"), 0.0) for g, a in truth.accuracy.items()}},
+                         {"half": "scores band 2 only"})
+    assert any(line.startswith("| half (6 not scorable) | 1.00") for line in lines)
