@@ -142,9 +142,9 @@ def builtin_predictors() -> dict[str, Predictor]:
                                 "proxy", tuple(sorted(changes.items())))
     for name, changes in SUPERNET_SETTINGS.items():
         settings = tuple(sorted(changes.items()))
-        found[name] = Predictor(name, f"supernet, OneShotConfig() with {changes}; the CPU s column counts the "
-                                "scoring only: the one training's cost is its folder's config.json 'seconds' "
-                                "(printed below)", score_all=supernet_scores(settings))
+        found[name] = Predictor(name, f"supernet, OneShotConfig() with {changes}; the CPU s column is what "
+                                "its scoring call spent per genotype (the training included when it ran in "
+                                "that call); the training alone is printed below", score_all=supernet_scores(settings))
     return found
 
 
