@@ -25,7 +25,7 @@ search's ``ProxyConfig()``, 2000 images x 9 epochs at 14x14; ``proxy-short``: 20
 14x14; ``proxy-more-data``: 6000 x 3 at 14x14, the default's image-epochs on 3x the images),
 and the one-shot ``supernet`` (one supernet of ``mdconv`` trained with the sandwich rule on
 20,000 images x 2 epochs at 14x14, every genotype scored by inherited weights after BN
-recalibration; ``supernet-short``: 10,000 images x 1 epoch). Any other predictor plugs in as
+recalibration; ``supernet-short``: 10,000 images x 1 epoch; ``supernet-long``: 40,000 x 2). Any other predictor plugs in as
 ``--predictor NAME=module:function``, where ``function(genotypes: list[str]) -> list[float]``
 (e.g. ``evaluators.oneshot:fidelity_scores`` with its defaults). Scores are cached per predictor in
 ``benchmarks/ground_truth/predictions/NAME.csv`` (committed: small), so a later run pays only
@@ -72,6 +72,7 @@ PROXY_SETTINGS: dict[str, dict] = {
 SUPERNET_SETTINGS: dict[str, dict] = {
     "supernet": {"train_size": 20000, "epochs": 2},
     "supernet-short": {"train_size": 10000, "epochs": 1},
+    "supernet-long": {"train_size": 40000, "epochs": 2},
 }
 
 

@@ -473,7 +473,10 @@ def status(args) -> None:
     left = pending(jobs, args.epochs)
     print(f"{len(rows)} rows in {TABLE_CSV.relative_to(ROOT)}; {len(left)} of {len(jobs)} jobs pending")
     for j in left:
-        print(f"  {j['role']:<24} band {j['band'] or '-':>3} seed {j['seed']} {float(j['mflops']):6.2f} MFLOPs  {j['job']}")
+        claim = WORK / "claims" / f"{j['job']}.claim"
+        running = f"  (claimed by {claim.read_text().strip()})" if claim.exists() else ""
+        where = f"band {j['band']:>2}" if j["band"] else j["role"]
+        print(f"  {j['job']}  {where:<24} seed {j['seed']}  {float(j['mflops']):6.2f} MFLOPs{running}")
 
 
 def main() -> None:
