@@ -182,3 +182,21 @@ def test_sandwich_training_teaches_every_subnet(tiny, digits):
     after = [score(supernet, a, calib, val, "cpu").accuracy for a in archs]
     assert after[0] > 0.8, "the largest subnet (the teacher) learns"
     assert all(a > b + 0.2 for a, b in zip(after, before)), (before, after)
+
+
+def test_channels_last_and_a_compiled_largest_subnet_compute_the_eager_result(tiny):
+    torch.manual_seed(0)
+    supernet = Supernet(tiny).train()
+    twin = Supernet(tiny).train()
+    twin.load_state_dict(supernet.state_dict())
+    twin.channels_last = True
+    largest = supernet.largest()
+    twin.compile_subnet(largest)
+    x = torch.randn(6, 1, 8, 8)
+    for net in (supernet, twin):
+        torch.nn.functional.cross_entropy(net(x, largest), torch.arange(6) % 10).backward()
+    assert largest.__str__() in twin._compiled_ok  # it really ran compiled, not the eager fallback
+    torch.testing.assert_close(twin(x, largest), supernet(x, largest), rtol=1e-4, atol=1e-5)
+    for (name, a), (_, b) in zip(supernet.shared.items(), twin.shared.items()):
+        if a.grad is not None:
+            torch.testing.assert_close(b.grad, a.grad, rtol=1e-3, atol=1e-5, msg=name)

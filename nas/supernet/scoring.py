@@ -13,19 +13,21 @@ import torch.nn as nn
 from nas.data.base import TensorSplit
 from nas.genotype import Arch
 from nas.supernet.supernet import Supernet
-from nas.training import EvalResult, _Normalizer, evaluate, resolve_device
+from nas.training import EvalResult, _Normalizer, evaluate, resolve_device, use_channels_last
 
 
 @torch.no_grad()
-def recalibrate(model: nn.Module, images: TensorSplit, device: str | torch.device = "auto", batch_size: int = 256) -> nn.Module:
+def recalibrate(model: nn.Module, images: TensorSplit, device: str | torch.device = "auto", batch_size: int = 256,
+                memory_format: str | bool | None = "auto") -> nn.Module:
     """Recompute every BatchNorm's running mean/var of ``model`` on ``images`` (exact average)."""
     dev = resolve_device(device)
-    model.to(dev)
+    cl = use_channels_last(dev, memory_format)
+    model.to(dev, memory_format=torch.channels_last if cl else torch.contiguous_format)
     norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     for bn in norms:
         bn.reset_running_stats()
         bn.momentum = None  # cumulative average over all calibration batches
-    normalize = _Normalizer(images, dev, channels_last=False)
+    normalize = _Normalizer(images, dev, cl)
     model.train()
     x = images.images.to(dev)
     for start in range(0, len(images), batch_size):

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import math
 import random
+import warnings
 from collections import OrderedDict
 from typing import Callable, Iterator, Sequence
 
@@ -93,8 +94,13 @@ class Supernet(nn.Module):
     and ``sample(rng)`` draw architectures of the space.
     """
 
-    def __init__(self, space: Space, num_classes: int = 10, in_chans: int | None = None) -> None:
+    def __init__(self, space: Space, num_classes: int = 10, in_chans: int | None = None,
+                 channels_last: bool = False) -> None:
         super().__init__()
+        #: Run subnets in ``torch.channels_last``: the 4-D views are copied into that format each
+        #: forward (a view of a shared tensor is never dense in it), which the depthwise convs'
+        #: backward needs to be fast on CPU (``benchmarks/bench_supernet_throughput.py``).
+        self.channels_last = bool(channels_last)
         self.space = space
         self.num_classes = int(num_classes)
         self.in_chans = int(in_chans or space.input_channels)
@@ -102,6 +108,8 @@ class Supernet(nn.Module):
         for slot, tensor in self._full_size_tensors().items():
             self.shared[_key(slot)] = nn.Parameter(tensor)
         self._skeletons: OrderedDict[str, tuple[NasNet, dict[str, tuple[str, Slicer]]]] = OrderedDict()
+        self._compiled: dict[str, Callable] = {}
+        self._compiled_ok: set[str] = set()
 
     # ------------------------------------------------------------ full-size tensors
 
@@ -199,7 +207,36 @@ class Supernet(nn.Module):
     def forward(self, x: torch.Tensor, arch: Arch | str) -> torch.Tensor:
         skeleton, params = self.views(arch)
         skeleton.train(self.training)
+        if self.channels_last:
+            params = {name: v.contiguous(memory_format=torch.channels_last) if v.dim() == 4 else v
+                      for name, v in params.items()}
+            x = x.contiguous(memory_format=torch.channels_last)
+        text = str(arch)
+        run = self._compiled.get(text)
+        if run is not None:
+            if text in self._compiled_ok:
+                return run(params, x)
+            try:  # the first call compiles: a machine without a working compiler falls back to eager
+                out = run(params, x)
+                self._compiled_ok.add(text)
+                return out
+            except Exception as exc:  # inductor/dynamo raise many types
+                warnings.warn(f"torch.compile of {text} failed, running it eagerly: {type(exc).__name__}: {exc}")
+                del self._compiled[text]
         return functional_call(skeleton, params, (x,), strict=False)
+
+    def compile_subnet(self, arch: Arch | str, **options) -> None:
+        """Run ``arch`` through ``torch.compile`` from now on (``options`` go to it). Worth it for
+        a subnet every step runs (the sandwich's largest), never for random ones: each new
+        architecture would compile anew. The views are taken outside the compiled graph, so it
+        sees fixed shapes and compiles once per mode (train/eval)."""
+        arch = Arch.parse(arch) if isinstance(arch, str) else arch
+        skeleton, _ = self._bind(arch)
+
+        def call(params: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+            return functional_call(skeleton, params, (x,), strict=False)
+
+        self._compiled[str(arch)] = torch.compile(call, **options)
 
     @torch.no_grad()
     def subnet(self, arch: Arch | str) -> NasNet:
