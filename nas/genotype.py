@@ -42,6 +42,17 @@ from dataclasses import dataclass
 from typing import Iterator
 
 from nas.errors import GenotypeError
+from nas.limits import (
+    MAX_CHANNELS,
+    MAX_DEPTH,
+    MAX_DILATION,
+    MAX_EXPANSION,
+    MAX_KERNEL,
+    MAX_KERNEL_GROUPS,
+    MAX_STAGES,
+    MAX_STRIDE,
+    digits_beyond,
+)
 
 BLOCK_KINDS = ("ir", "ds")
 PADDINGS = ("zeros", "reflect", "replicate", "circular", "partial")
@@ -76,7 +87,9 @@ def split_channels(channels: int, groups: int, partition: str = "equal") -> list
 
 
 def _fmt_num(value: float) -> str:
-    return format(value, "g")
+    """The shortest text that parses back to exactly ``value`` ("6", "0.25", "1.0000001")."""
+    short = format(value, "g")
+    return short if float(short) == value else repr(value)
 
 
 @dataclass(frozen=True)
@@ -88,8 +101,8 @@ class Stem:
     act: str = "relu"
 
     def __post_init__(self) -> None:
-        _check_positive("stem", "c", self.channels)
-        _check_positive("stem", "s", self.stride)
+        _check_positive("stem", "c", self.channels, MAX_CHANNELS)
+        _check_positive("stem", "s", self.stride, MAX_STRIDE)
         _check_choice("stem", "act", self.act, ACTIVATIONS)
 
     def __str__(self) -> str:
@@ -109,8 +122,8 @@ class Head:
     act: str = "relu"
 
     def __post_init__(self) -> None:
-        if not isinstance(self.channels, int) or self.channels < 0:
-            raise GenotypeError(f"head: 'c' must be a non-negative integer, got {self.channels!r}")
+        if not isinstance(self.channels, int) or isinstance(self.channels, bool) or not 0 <= self.channels <= MAX_CHANNELS:
+            raise GenotypeError(f"head: 'c' must be an integer in [0, {MAX_CHANNELS}], got {self.channels!r}")
         _check_choice("head", "act", self.act, ACTIVATIONS)
 
     def __str__(self) -> str:
@@ -146,21 +159,22 @@ class Block:
         where = f"{self.kind} block"
         _check_choice("block", "type", self.kind, BLOCK_KINDS)
         kernels = tuple(self.kernels)
-        if not kernels:
-            raise GenotypeError(f"{where}: 'k' needs at least one kernel size")
+        if not 1 <= len(kernels) <= MAX_KERNEL_GROUPS:
+            raise GenotypeError(f"{where}: 'k' needs 1 to {MAX_KERNEL_GROUPS} kernel sizes, got {len(kernels)}")
         for k in kernels:
-            if not isinstance(k, int) or isinstance(k, bool) or k < 1 or k % 2 == 0:
-                raise GenotypeError(f"{where}: kernel size must be a positive odd integer, got {k!r}")
+            if not isinstance(k, int) or isinstance(k, bool) or k < 1 or k % 2 == 0 or k > MAX_KERNEL:
+                raise GenotypeError(f"{where}: kernel size must be an odd integer in [1, {MAX_KERNEL}], got {k!r}")
         object.__setattr__(self, "kernels", kernels)
+        _check_choice(where, "split", self.partition, PARTITIONS)  # before a single group drops it
         if len(kernels) == 1:
             # One group: the partition means nothing; keep the genotype canonical.
             object.__setattr__(self, "partition", "equal")
-        _check_positive(where, "c", self.out_channels)
-        _check_positive(where, "s", self.stride)
-        _check_positive(where, "d", self.dilation)
+        _check_positive(where, "c", self.out_channels, MAX_CHANNELS)
+        _check_positive(where, "s", self.stride, MAX_STRIDE)
+        _check_positive(where, "d", self.dilation, MAX_DILATION)
         expansion = float(self.expansion)
-        if not expansion > 0:
-            raise GenotypeError(f"{where}: expansion 'e' must be > 0, got {self.expansion!r}")
+        if not 0 < expansion <= MAX_EXPANSION:
+            raise GenotypeError(f"{where}: expansion 'e' must be in (0, {MAX_EXPANSION:g}], got {self.expansion!r}")
         if self.kind == "ds" and expansion != 1.0:
             raise GenotypeError(f"{where}: a depthwise-separable block has no expansion, got e{_fmt_num(expansion)}")
         object.__setattr__(self, "expansion", expansion)
@@ -172,11 +186,10 @@ class Block:
         if len(groups) != 2:
             raise GenotypeError(f"{where}: 'g' needs two group counts (expand.project), got {groups!r}")
         for g in groups:
-            _check_positive(where, "g", g)
+            _check_positive(where, "g", g, MAX_CHANNELS)
         if self.kind == "ds" and groups[0] != 1:
             raise GenotypeError(f"{where}: a depthwise-separable block has no expansion conv to group")
         object.__setattr__(self, "pw_groups", groups)
-        _check_choice(where, "split", self.partition, PARTITIONS)
         _check_choice(where, "pad", self.padding, PADDINGS)
         _check_choice(where, "down", self.downsample, DOWNSAMPLES)
         _check_choice(where, "act", self.act, ACTIVATIONS)
@@ -229,6 +242,11 @@ class Arch:
         stages = tuple(tuple(stage) for stage in self.stages)
         if not stages or any(not stage for stage in stages):
             raise GenotypeError("an architecture needs at least one stage and every stage at least one block")
+        if len(stages) > MAX_STAGES:
+            raise GenotypeError(f"an architecture has at most {MAX_STAGES} stages, got {len(stages)}")
+        for i, stage in enumerate(stages):
+            if len(stage) > MAX_DEPTH:
+                raise GenotypeError(f"stage {i + 1} has {len(stage)} blocks; a stage has at most {MAX_DEPTH}")
         object.__setattr__(self, "stages", stages)
         # A stage's channel counts must leave every mixed-conv group a channel for its real input.
         in_channels = self.stem.channels
@@ -284,9 +302,23 @@ _BLOCK_WORDS: dict[str, re.Pattern[str]] = {
 }
 
 
-def _check_positive(where: str, key: str, value: object) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise GenotypeError(f"{where}: '{key}' must be a positive integer, got {value!r}")
+def _check_positive(where: str, key: str, value: object, maximum: int) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= maximum:
+        raise GenotypeError(f"{where}: '{key}' must be an integer in [1, {maximum}], got {value!r}")
+
+
+def _clip(text: str, keep: int = 40) -> str:
+    """``text`` quoted, shortened for a message when it is absurdly long."""
+    return repr(text) if len(text) <= keep else repr(text[:keep]) + f"... ({len(text):,} characters)"
+
+
+def _number(match: re.Match[str], group: int = 1) -> int:
+    """An integer of a matched token; one too long to be in range is refused by its token
+    (every limit has a few digits: this keeps a 5000-digit token from reaching ``int``)."""
+    text = match.group(group)
+    if digits_beyond(text, 10**9):
+        raise GenotypeError(f"token {_clip(match.group(0))}: number out of range")
+    return int(text)
 
 
 def _check_choice(where: str, key: str, value: object, choices: tuple[str, ...]) -> None:
@@ -306,7 +338,7 @@ def _match_words(segment: str, allowed: tuple[str, ...]) -> dict[str, re.Match[s
                 found[key] = m
                 break
         else:
-            raise GenotypeError(f"unknown token {word!r} in {segment!r}")
+            raise GenotypeError(f"unknown token {_clip(word)} in {_clip(segment, 120)}")
     return found
 
 
@@ -318,8 +350,8 @@ def _parse_stem(segment: str) -> Stem:
     if "c" not in found:
         raise GenotypeError(f"stem needs a channel count 'c<N>' in {segment!r}")
     return Stem(
-        channels=int(found["c"].group(1)),
-        stride=int(found["s"].group(1)) if "s" in found else 2,
+        channels=_number(found["c"]),
+        stride=_number(found["s"]) if "s" in found else 2,
         act=found["act"].group(1) if "act" in found else "relu",
     )
 
@@ -331,7 +363,14 @@ def _parse_head(segment: str) -> Head:
     found = _match_words(segment, ("c", "act"))
     if "c" not in found:
         raise GenotypeError(f"head needs a channel count 'c<N>' in {segment!r}")
-    return Head(channels=int(found["c"].group(1)), act=found["act"].group(1) if "act" in found else "relu")
+    return Head(channels=_number(found["c"]), act=found["act"].group(1) if "act" in found else "relu")
+
+
+def _kernels(match: re.Match[str]) -> tuple[int, ...]:
+    sizes = match.group(1).split(".")
+    if len(sizes) > MAX_KERNEL_GROUPS or any(digits_beyond(k, MAX_KERNEL) for k in sizes):
+        raise GenotypeError(f"token {_clip(match.group(0))}: 1 to {MAX_KERNEL_GROUPS} odd kernel sizes up to {MAX_KERNEL}")
+    return tuple(int(k) for k in sizes)
 
 
 def _parse_stage(segment: str) -> tuple[Block, ...]:
@@ -349,18 +388,18 @@ def _parse_stage(segment: str) -> tuple[Block, ...]:
         for required in ("k", "c"):
             if required not in found:
                 raise GenotypeError(f"block {text!r} needs '{required}'")
-        repeat = int(found["r"].group(1)) if "r" in found else 1
-        if repeat < 1:
-            raise GenotypeError(f"token {found['r'].group(0)!r}: repeat must be >= 1")
+        repeat = _number(found["r"]) if "r" in found else 1
+        if not 1 <= repeat <= MAX_DEPTH:
+            raise GenotypeError(f"token {found['r'].group(0)!r}: repeat must be in [1, {MAX_DEPTH}]")
         try:
             block = Block(
                 kind=words[0],
-                kernels=tuple(int(k) for k in found["k"].group(1).split(".")),
-                out_channels=int(found["c"].group(1)),
+                kernels=_kernels(found["k"]),
+                out_channels=_number(found["c"]),
                 expansion=float(found["e"].group(1)) if "e" in found else 1.0,
-                stride=int(found["s"].group(1)) if "s" in found else 1,
-                dilation=int(found["d"].group(1)) if "d" in found else 1,
-                pw_groups=(int(found["g"].group(1)), int(found["g"].group(2))) if "g" in found else (1, 1),
+                stride=_number(found["s"]) if "s" in found else 1,
+                dilation=_number(found["d"]) if "d" in found else 1,
+                pw_groups=(_number(found["g"]), _number(found["g"], 2)) if "g" in found else (1, 1),
                 se=float(found["se"].group(1)) if "se" in found else 0.0,
                 partition=found["split"].group(1) if "split" in found else "equal",
                 padding=found["pad"].group(1) if "pad" in found else "zeros",
@@ -368,7 +407,7 @@ def _parse_stage(segment: str) -> tuple[Block, ...]:
                 act=found["act"].group(1) if "act" in found else "relu",
             )
         except GenotypeError as exc:
-            raise GenotypeError(f"{exc} (in {text!r})") from None
+            raise GenotypeError(f"{exc} (in {_clip(text)})") from None
         blocks.extend([block] * repeat)
     return tuple(blocks)
 

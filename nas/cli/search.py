@@ -136,10 +136,12 @@ def settings_from(args: argparse.Namespace):
     if args.sampler is not None:
         values["sampler"] = args.sampler.lower()
     if not args.resume:  # a resumed run's fidelity is its config.json's
+        supernet = supernet_folder(args)
+        options = {"epochs": args.epochs, "val_size": args.val_size, "resolution": args.proxy_resolution,
+                   **(one_shot_defaults(args, supernet) if supernet else {})}
         values["fidelity"] = Fidelity.from_options(
-            epochs=args.epochs, min_epochs=args.min_epochs, eta=args.eta, train_size=args.train_size,
-            val_size=args.val_size, batch_size=args.batch_size, lr=args.lr, resolution=args.proxy_resolution,
-            promotion=args.promotion, supernet=supernet_folder(args))
+            min_epochs=args.min_epochs, eta=args.eta, train_size=args.train_size, batch_size=args.batch_size,
+            lr=args.lr, promotion=args.promotion, supernet=supernet, **options)
     return SearchSettings(download=args.download, verbose=args.verbose, **values)
 
 
@@ -150,7 +152,6 @@ def supernet_folder(args: argparse.Namespace) -> str | None:
     if args.proxy != "supernet":
         return None
     from evaluators.oneshot import OneShotConfig, read_config, train_supernet
-    from evaluators.proxy import ProxyConfig
 
     space = args.space or "mdconv"
     folder = Path(args.supernet) if args.supernet else Path("results") / f"supernet-{Path(space).stem}"
@@ -164,11 +165,23 @@ def supernet_folder(args: argparse.Namespace) -> str | None:
     config = read_config(folder)[0]
     if str(config.space) != str(space):
         raise NasInputError(f"--supernet {folder}: a supernet of {config.space}, not of {space}")
-    resolution = args.proxy_resolution if args.proxy_resolution is not None else (ProxyConfig().resolution or 0)
-    if (config.resolution or 0) != resolution:
-        raise NasInputError(f"--supernet {folder}: trained at resolution {config.resolution or 'full'}, the proxy "
-                            f"scores at {resolution or 'full'}: give --proxy-resolution {config.resolution or 0}")
+    if args.proxy_resolution is not None and args.proxy_resolution != (config.resolution or 0):
+        raise NasInputError(f"--supernet {folder}: trained at resolution {config.resolution or 'full'}, "
+                            f"--proxy-resolution {args.proxy_resolution} would score at another; drop it")
     return str(folder.resolve())
+
+
+def one_shot_defaults(args: argparse.Namespace, folder: str) -> dict:
+    """The fidelity options a one-shot search takes from its supernet when not given: its
+    resolution and held-out images (a candidate is scored where the supernet was), and one
+    epoch: the inherited score alone, since fine-tuning at full size costs what scratch
+    training does (give --epochs to fine-tune the better candidates by successive halving)."""
+    from evaluators.oneshot import read_config
+
+    config = read_config(folder)[0]
+    return {"resolution": config.resolution or 0,
+            "val_size": args.val_size if args.val_size is not None else config.val_size,
+            "epochs": args.epochs if args.epochs is not None else 1}
 
 
 def run(args: argparse.Namespace) -> int:

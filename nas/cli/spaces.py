@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from nas.search.feasibility import check_space
 from nas.space import builtin_names, format_size, load_space
 
 
@@ -32,6 +33,7 @@ def run(args: argparse.Namespace) -> int:
     if args.check:
         for i, name in enumerate(args.check):
             space = load_space(name)
+            check_space(space)  # what a search would refuse, --check refuses
             if i:
                 print()
             print(space.describe())

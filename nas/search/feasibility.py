@@ -5,21 +5,66 @@ from __future__ import annotations
 
 import math
 import os
+import time
 from typing import Any, Optional
 
 from nas.errors import NasInputError
 from nas.search.settings import SearchSettings
 
 
-def check_feasible(space: Any, s: SearchSettings, info: dict[str, Any], samples: int = 40) -> None:
+#: The feasibility check stops drawing after this many seconds (a huge space's candidates
+#: take long to build even on the meta device); what it has seen by then decides.
+FEASIBILITY_SECONDS = 30.0
+
+
+def check_space(space: Any, samples: int = 8, seconds: float = 10.0) -> None:
+    """What ``nas spaces --check`` and every new search run on a space before anything else:
+    sampled candidates print and parse back to themselves (so the search can read its own
+    genotypes) and build on the meta device at the space's input size (nothing allocated).
+    At least one sample, then as many as ``seconds`` allow."""
+    from nas.builder import build
+    from nas.errors import GenotypeError
+    from nas.genotype import Arch
+
+    h, w = space.input_size
+    deadline = time.monotonic() + seconds
+    for seed in range(samples):
+        if seed and time.monotonic() > deadline:
+            return
+        arch = space.sample(seed)
+        text = str(arch)
+        try:
+            same = Arch.parse(text) == arch
+        except GenotypeError as exc:
+            raise NasInputError(f"space {space.name!r}: its sample {seed} prints as a genotype that does not parse "
+                                f"({exc}): {text}") from None
+        if not same:
+            raise NasInputError(f"space {space.name!r}: its sample {seed} does not parse back to itself: {text}")
+        try:
+            import torch
+
+            with torch.device("meta"):
+                build(arch, in_chans=space.input_channels)(torch.empty(1, space.input_channels, h, w))
+        except (RuntimeError, ValueError) as exc:
+            raise NasInputError(f"space {space.name!r}: its sample {seed} cannot run on a "
+                                f"{space.input_channels}x{h}x{w} input ({exc}): {text}") from None
+
+
+def check_feasible(space: Any, s: SearchSettings, info: dict[str, Any], samples: int = 40,
+                   seconds: float = FEASIBILITY_SECONDS) -> None:
     """Some sampled candidates fit the trial memory and satisfy the constraints (else the
     search would only reject). Memory is estimated first, on the meta device, so a network
-    far too large for the machine is never built for real."""
+    far too large for the machine is never built for real. Bounded by ``samples`` draws and
+    ``seconds``."""
     fits = memory_measurer(s, info)
     measure = cost_measurer(info)
     constrained = s.max_mflops is not None or s.max_params is not None
     best_mflops, best_params, best_mem, fitting = math.inf, math.inf, math.inf, 0
+    deadline = time.monotonic() + seconds
     for seed in range(samples):
+        if seed and time.monotonic() > deadline:
+            samples = seed  # what the messages below report
+            break
         arch = space.sample(seed)
         need = fits(arch)
         if need > s.trial_memory_mb:
@@ -97,4 +142,4 @@ def cost_measurer(info: dict[str, Any]):
     return measure
 
 
-__all__ = ["available_memory_bytes", "check_feasible", "cost_measurer", "memory_measurer", "trial_memory_budget_mb"]
+__all__ = ["available_memory_bytes", "check_feasible", "check_space", "cost_measurer", "memory_measurer", "trial_memory_budget_mb"]

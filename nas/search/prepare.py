@@ -22,7 +22,7 @@ from nas.errors import NasInputError
 from nas.runs import folder
 from nas.runs.lock import RunLock
 from nas.runs.storage import study_names
-from nas.search.feasibility import check_feasible, trial_memory_budget_mb
+from nas.search.feasibility import check_feasible, check_space, trial_memory_budget_mb
 from nas.search.fidelity import Fidelity
 from nas.search.settings import (
     DEFAULT_CPUS_PER_TRIAL,
@@ -61,6 +61,7 @@ def _prepare_new(settings: SearchSettings) -> Prepared:
     from nas.space import load_space
 
     space = load_space(s.space)
+    check_space(space)
     space_text = folder.read_space_text(space)
     info = dataset_info(s.dataset, s.data_dir, s.fidelity, s.download)
     _check_space_matches(space, info)

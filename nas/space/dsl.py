@@ -22,6 +22,17 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from nas.genotype import ACTIVATIONS, BLOCK_KINDS, DOWNSAMPLES, PADDINGS, PARTITIONS
+from nas.limits import (
+    MAX_CHANNELS,
+    MAX_DEPTH,
+    MAX_DILATION,
+    MAX_EXPANSION,
+    MAX_INPUT_SIZE,
+    MAX_KERNEL,
+    MAX_KERNEL_GROUPS,
+    MAX_STAGES,
+    MAX_STRIDE,
+)
 from nas.space.checks import check_block, downscale
 from nas.space.source import Reporter, key_lines, load_toml
 from nas.space.spec import BlockChoices, HeadSpec, SpaceSpec, StageSpec, StemSpec
@@ -34,6 +45,7 @@ from nas.space.values import (
     is_num,
     nested_choices,
     one_positive_int,
+    shown,
     str_reader,
     table,
     type_name,
@@ -69,9 +81,9 @@ BlockLayer = Mapping[str, tuple[tuple[Any, ...], str]]
 def _expansion(rep: Reporter) -> OneValue:
     def one(k: str, v: object) -> float:
         if not is_num(v):
-            raise rep.error(k, f"expected a number or a list of numbers, got {type_name(v)} {v!r}")
-        if not v > 0:
-            raise rep.error(k, f"expansion must be > 0, got {v}")
+            raise rep.error(k, f"expected a number or a list of numbers, got {type_name(v)} {shown(v)}")
+        if not 0 < v <= MAX_EXPANSION:
+            raise rep.error(k, f"expansion must be in (0, {MAX_EXPANSION:g}], got {shown(v)}")
         return float(v)
 
     return one
@@ -92,11 +104,13 @@ def _kernel_group(rep: Reporter) -> OneValue:
     def one(k: str, v: list) -> tuple[int, ...]:
         if not v:
             raise rep.error(k, "a kernel group list needs at least one kernel size")
+        if len(v) > MAX_KERNEL_GROUPS:
+            raise rep.error(k, f"{len(v)} kernel groups; a mixed conv has at most {MAX_KERNEL_GROUPS}")
         for size in v:
             if not is_int(size):
-                raise rep.error(k, f"kernel sizes must be integers, got {type_name(size)} {size!r}")
-            if size <= 0:
-                raise rep.error(k, f"kernel {size} must be positive")
+                raise rep.error(k, f"kernel sizes must be integers, got {type_name(size)} {shown(size)}")
+            if not 1 <= size <= MAX_KERNEL:
+                raise rep.error(k, f"kernel {shown(size)} out of range; kernel sizes are 1 to {MAX_KERNEL}")
             if size % 2 == 0:
                 raise rep.error(k, f"kernel {size} is even (MixConv kernels must be odd)")
         return tuple(int(s) for s in v)
@@ -108,8 +122,8 @@ def _group_pair(rep: Reporter) -> OneValue:
     def one(k: str, v: list) -> tuple[int, int]:
         if len(v) != 2 or not all(is_int(g) for g in v):
             raise rep.error(k, f"pw_groups needs two integers [expand, project], got {v!r}")
-        if min(v) < 1:
-            raise rep.error(k, f"group counts must be >= 1, got {v!r}")
+        if not 1 <= min(v) <= max(v) <= MAX_CHANNELS:
+            raise rep.error(k, f"group counts must be in [1, {MAX_CHANNELS}], got {[shown(g) for g in v]}")
         return (int(v[0]), int(v[1]))
 
     return one
@@ -130,7 +144,7 @@ def _read_block_key(rep: Reporter, key_path: str, key: str, raw: object) -> tupl
         allowed, what = _WORD_KEYS[key]
         return choices(rep, key_path, raw, str_reader(rep, allowed, what), what)
     if key == "dilation":
-        return choices(rep, key_path, raw, int_reader(rep, 1, "dilation"), "dilation")
+        return choices(rep, key_path, raw, int_reader(rep, 1, "dilation", MAX_DILATION), "dilation")
     if key == "expansion":
         return choices(rep, key_path, raw, _expansion(rep), "expansion ratio")
     if key == "se":
@@ -171,12 +185,13 @@ def _read_input(rep: Reporter, data: Mapping[str, Any]) -> tuple[int, tuple[int,
     for key in INPUT_KEYS:
         if key not in inp:
             raise rep.error(f"input.{key}", "missing key")
-    in_chans = one_positive_int(rep, "input.channels", inp["channels"], "expected a positive integer")
+    in_chans = one_positive_int(rep, "input.channels", inp["channels"], "expected a positive integer", MAX_CHANNELS)
     size_raw = inp["size"]
     if is_int(size_raw):
         size_raw = [size_raw, size_raw]
-    if not (isinstance(size_raw, list) and len(size_raw) == 2 and all(is_int(s) and s >= 1 for s in size_raw)):
-        raise rep.error("input.size", f"expected a positive integer or [height, width], got {size_raw!r}")
+    if not (isinstance(size_raw, list) and len(size_raw) == 2 and all(is_int(s) and 1 <= s <= MAX_INPUT_SIZE for s in size_raw)):
+        given = shown(size_raw) if not isinstance(size_raw, list) else "[" + ", ".join(shown(s) for s in size_raw) + "]"
+        raise rep.error("input.size", f"expected a positive integer or [height, width] up to {MAX_INPUT_SIZE}, got {given}")
     return in_chans, (int(size_raw[0]), int(size_raw[1]))
 
 
@@ -186,10 +201,10 @@ def _read_stem(rep: Reporter, data: Mapping[str, Any]) -> StemSpec:
     if "channels" not in stem_raw:
         raise rep.error("stem.channels", "missing key (the stem's output channels)")
     stride = one_positive_int(
-        rep, "stem.stride", stem_raw.get("stride", 2), "expected one positive integer (a stride is not searched)"
+        rep, "stem.stride", stem_raw.get("stride", 2), "expected one positive integer (a stride is not searched)", MAX_STRIDE
     )
     return StemSpec(
-        channels=choices(rep, "stem.channels", stem_raw["channels"], int_reader(rep, 1, "channels"), "channel count"),
+        channels=choices(rep, "stem.channels", stem_raw["channels"], int_reader(rep, 1, "channels", MAX_CHANNELS), "channel count"),
         stride=stride,
         act=choices(rep, "stem.act", stem_raw.get("act", "relu"), str_reader(rep, ACTIVATIONS, "activation"), "activation"),
     )
@@ -201,7 +216,7 @@ def _read_head(rep: Reporter, data: Mapping[str, Any]) -> HeadSpec:
     if "channels" not in head_raw:
         raise rep.error("head.channels", "missing key (0 for no head conv)")
     return HeadSpec(
-        channels=choices(rep, "head.channels", head_raw["channels"], int_reader(rep, 0, "channels"), "channel count"),
+        channels=choices(rep, "head.channels", head_raw["channels"], int_reader(rep, 0, "channels", MAX_CHANNELS), "channel count"),
         act=choices(rep, "head.act", head_raw.get("act", "relu"), str_reader(rep, ACTIVATIONS, "activation"), "activation"),
     )
 
@@ -221,10 +236,10 @@ def _read_stage(
     for key in ("depth", "width"):
         if key not in st:
             raise rep.error(f"{p}.{key}", "missing key")
-    depth = choices(rep, f"{p}.depth", st["depth"], int_reader(rep, 1, "depth"), "depth")
-    width = choices(rep, f"{p}.width", st["width"], int_reader(rep, 1, "width"), "width")
+    depth = choices(rep, f"{p}.depth", st["depth"], int_reader(rep, 1, "depth", MAX_DEPTH), "depth")
+    width = choices(rep, f"{p}.width", st["width"], int_reader(rep, 1, "width", MAX_CHANNELS), "width")
     stride = one_positive_int(
-        rep, f"{p}.stride", st.get("stride", 1), "expected one positive integer (a stride is not searched)"
+        rep, f"{p}.stride", st.get("stride", 1), "expected one positive integer (a stride is not searched)", MAX_STRIDE
     )
     downsample = choices(
         rep, f"{p}.downsample", st.get("downsample", "conv"), str_reader(rep, DOWNSAMPLES, "downsample"), "downsample"
@@ -254,6 +269,8 @@ def _read_stages(
         raise rep.error("stages", "expected an array of tables ([[stages]])")
     if not stages_raw:
         raise rep.error("stages", "declare at least one [[stages]] table")
+    if len(stages_raw) > MAX_STAGES:
+        raise rep.error("stages", f"{len(stages_raw)} stages; a network has at most {MAX_STAGES}")
     stages: list[StageSpec] = []
     resolution = downscale(input_size, stem.stride)
     prev_widths: tuple[int, ...] = stem.channels

@@ -12,6 +12,8 @@ them in closed form.
 
 from __future__ import annotations
 
+import math
+
 import random
 from importlib import resources
 from pathlib import Path
@@ -62,9 +64,8 @@ def format_size(n: int) -> str:
     """Exact below a million, else ``~3.2e+14`` (works for integers beyond float range)."""
     if n < 1_000_000:
         return str(n)
-    digits = str(n)
-    exponent = len(digits) - 1
-    mantissa = round(int(digits[:3]) / 100, 1)
+    exponent = len(str(n)) - 1 if n.bit_length() < 10_000 else int(math.log10(n))  # str() stops at 4300 digits
+    mantissa = round(n // 10 ** (exponent - 2) / 100, 1)
     if mantissa >= 10:
         mantissa, exponent = 1.0, exponent + 1
     return f"~{mantissa:.1f}e+{exponent:02d}"

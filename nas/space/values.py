@@ -13,6 +13,7 @@ import difflib
 import math
 from typing import Any, Callable, Mapping
 
+from nas.limits import MAX_CHOICES
 from nas.space.source import Reporter
 
 #: Reads and converts one choice: ``one(key_path, raw) -> value`` (raises via the Reporter).
@@ -48,6 +49,7 @@ def choices(rep: Reporter, key: str, raw: object, one: OneValue, what: str) -> t
     items = raw if isinstance(raw, list) else [raw]
     if not items:
         raise rep.error(key, f"empty choice list; give at least one {what}")
+    _check_count(rep, key, items)
     return _distinct(rep, key, items, one)
 
 
@@ -65,17 +67,23 @@ def nested_choices(rep: Reporter, key: str, raw: object, one: OneValue, what: st
         raise rep.error(key, f"mixes lists and scalars; write one {what} as [3, 5] or choices as [[3], [3, 5]]")
     else:
         items = [raw]
+    _check_count(rep, key, items)
     return _distinct(rep, key, items, one)
 
 
-def int_reader(rep: Reporter, minimum: int, what: str) -> OneValue:
-    """One integer >= ``minimum`` (a boolean is not an integer)."""
+def _check_count(rep: Reporter, key: str, items: list) -> None:
+    if len(items) > MAX_CHOICES:
+        raise rep.error(key, f"{len(items)} choices; a key holds at most {MAX_CHOICES}")
+
+
+def int_reader(rep: Reporter, minimum: int, what: str, maximum: int) -> OneValue:
+    """One integer in [``minimum``, ``maximum``] (a boolean is not an integer)."""
 
     def one(key: str, v: object) -> int:
         if not is_int(v):
             raise rep.error(key, f"expected an integer or a list of integers, got {type_name(v)} {v!r}")
-        if v < minimum:
-            raise rep.error(key, f"{what} must be >= {minimum}, got {v}")
+        if not minimum <= v <= maximum:
+            raise rep.error(key, f"{what} must be in [{minimum}, {maximum}], got {shown(v)}")
         return int(v)
 
     return one
@@ -111,11 +119,19 @@ def table(rep: Reporter, path: str, raw: object) -> Mapping[str, object]:
     return raw
 
 
-def one_positive_int(rep: Reporter, key: str, raw: object, message: str) -> int:
-    """One integer >= 1 (not a choice list), else ``message`` with the value appended."""
-    if not is_int(raw) or raw < 1:
-        raise rep.error(key, f"{message}, got {raw!r}")
+def one_positive_int(rep: Reporter, key: str, raw: object, message: str, maximum: int) -> int:
+    """One integer in [1, ``maximum``] (not a choice list), else ``message`` with the value appended."""
+    if not is_int(raw) or not 1 <= raw <= maximum:
+        raise rep.error(key, f"{message} up to {maximum}, got {shown(raw)}")
     return int(raw)
+
+
+def shown(v: object) -> str:
+    """A value for a message; an integer of absurd length by its digit count (TOML integers
+    are unbounded in Python, and printing one of 5000 digits would itself fail)."""
+    if is_int(v) and v.bit_length() > 64:
+        return f"an integer of about {int(v.bit_length() * 0.30103)} digits"
+    return repr(v)
 
 
 __all__ = [
@@ -127,6 +143,7 @@ __all__ = [
     "is_num",
     "nested_choices",
     "one_positive_int",
+    "shown",
     "str_reader",
     "table",
     "type_name",
