@@ -95,6 +95,7 @@ def export_bundle(
     metrics: dict[str, Any] | None = None,
     formats: Sequence[str] = ("pytorch",),
     title: str | None = None,
+    weights_origin: str = "export",
     log=None,
 ) -> ExportResult:
     """Write the export folder (see the module docstring) and verify it.
@@ -103,6 +104,7 @@ def export_bundle(
     weights against the architecture, the network on an input of the data's size); the
     files are then built and verified in a staging folder beside ``out_dir`` and moved
     into it only when all of them passed, so a failing export leaves ``out_dir`` as it was.
+    ``weights_origin`` names where ``state_dict`` came from (a weights file) in errors.
     """
     arch = Arch.parse(arch) if isinstance(arch, str) else arch
     formats = parse_formats(formats)
@@ -111,7 +113,7 @@ def export_bundle(
         raise NasInputError(f"--out {out}: exists and is not a folder")
     if "onnx" in formats:
         _require_onnx()
-    engine = _engine_model(arch, state_dict, num_classes, in_chans)
+    engine = _engine_model(arch, state_dict, num_classes, in_chans, weights_origin)
     example = torch.randn(2, in_chans, image_size, image_size, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         expected = engine(example)  # an architecture that cannot run on this input size fails here
@@ -144,10 +146,12 @@ def _make_parent(out: Path) -> None:
         raise NasInputError(f"--out {out}: cannot create folder: {exc.strerror or exc}") from None
 
 
-def _engine_model(arch: Arch, state_dict: dict[str, torch.Tensor], num_classes: int, in_chans: int) -> torch.nn.Module:
+def _engine_model(
+    arch: Arch, state_dict: dict[str, torch.Tensor], num_classes: int, in_chans: int, weights_origin: str
+) -> torch.nn.Module:
     """The engine's model with the weights loaded (strict, one-line error): the reference."""
     engine = build(arch, num_classes=num_classes, in_chans=in_chans)
-    load_state_strict(engine, state_dict, "export")
+    load_state_strict(engine, state_dict, weights_origin)
     return engine.eval()
 
 

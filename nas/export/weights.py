@@ -90,7 +90,7 @@ def load_weights(path: str | Path, sha256: str | None = None) -> dict[str, torch
     """
     path = Path(path)
     if not path.is_file():
-        raise NasInputError(f"{path}: weights file not found")
+        raise NasInputError(f"{path}: weights file is missing")
     if sha256 is not None:
         actual = file_sha256(path)
         if actual != sha256:
