@@ -13,6 +13,12 @@ within the cheapest third of the (log) compute range, ``m`` within two thirds an
 is the most accurate network overall. Log scale because compute ranges are
 multiplicative (MixNet-S/M/L: 256/360/565 MFLOPs).
 
+When the front has at least as many networks as tiers, the tiers pick different networks,
+in MFLOPs order: each tier chooses among the members costlier than the tier below's pick
+(leaving one costlier member for each tier above), and when none of those is under its
+bound it takes the cheapest of them, the network nearest above the bound. (Without this, a
+front with a gap just above the ``m`` bound gives ``m`` = ``s``.)
+
 **Targets** (``--targets 3,8,20``): the most accurate front member with MFLOPs at or
 under each target. A target below the cheapest front member is an input error.
 
@@ -20,8 +26,8 @@ Tiers and targets are always in MFLOPs (every trial has them), whatever cost obj
 the run's front was built on (``mflops``, ``params`` or ``latency_ms``).
 
 Ties on accuracy go to fewer MFLOPs, then fewer params, then the lower trial number.
-If the front is too small for distinct tiers, two names can pick the same trial; the
-pick says so in ``same_as``.
+If the front has fewer networks than tiers, two names can pick the same trial; the
+pick says so in ``same_as``. Targets are independent limits and can repeat a trial too.
 """
 
 from __future__ import annotations
@@ -136,6 +142,14 @@ def tier_bounds(mflops: Iterable[float], n: int = 3) -> list[float]:
     return bounds
 
 
+def describe_bound(bound: float, mflops: float | None) -> str:
+    """``<= 3.54`` for a pick at or under its MFLOPs bound; ``3.54 (nearest above)`` for a tier
+    pick that had to go above it to stay a network of its own."""
+    if mflops is not None and _finite(mflops) and float(mflops) > bound * (1 + 1e-9):
+        return f"{bound:.3g} (nearest above)"
+    return f"<= {bound:.3g}"
+
+
 def best_under(front, bound: float):
     """The most accurate row of ``front`` with ``mflops <= bound`` (None if there is none).
 
@@ -146,15 +160,23 @@ def best_under(front, bound: float):
     df = df[df["mflops"] <= bound * (1 + 1e-9)]
     if df.empty:
         return None
+    return _sort_best_first(df).iloc[0]
+
+
+def _sort_best_first(df, cost_first: bool = False):
+    """Rows most accurate first, ties to fewer MFLOPs, fewer params, lower trial number
+    (``cost_first``: fewest MFLOPs first, then the same order)."""
     keys = ["accuracy", "mflops"]
     ascending = [False, True]
+    if cost_first:
+        keys, ascending = keys[::-1], ascending[::-1]
     if "params" in df.columns:
         df = df.assign(_params=_numeric_or_inf(df["params"]))
         keys.append("_params")
         ascending.append(True)
     keys.append("number")
     ascending.append(True)
-    return df.sort_values(keys, ascending=ascending, kind="mergesort").iloc[0]
+    return df.sort_values(keys, ascending=ascending, kind="mergesort").drop(columns="_params", errors="ignore")
 
 
 def pick_tiers(front, names: Sequence[str] = TIER_NAMES, n: int | None = None) -> list[Pick]:
@@ -177,8 +199,28 @@ def pick_tiers(front, names: Sequence[str] = TIER_NAMES, n: int | None = None) -
             raise NasInputError(f"{len(names)} pick name(s) for {n} tiers")
         index = {name: i for i, name in enumerate(names)}
     bounds = tier_bounds(df["mflops"], n)
-    return _dedupe([_pick_from_row(name, best_under(df, bounds[index[name]]), bounds[index[name]], "tier")
-                    for name in names])
+    rows = tier_rows(df, bounds)
+    return _dedupe([_pick_from_row(name, rows[index[name]], bounds[index[name]], "tier") for name in names])
+
+
+def tier_rows(front, bounds: Sequence[float]) -> list:
+    """The front row each tier picks (cheapest tier first); distinct rows when the front has
+    at least ``len(bounds)`` networks (see the module docstring)."""
+    df = clean_front(front)
+    n = len(bounds)
+    networks = _sort_best_first(df).drop_duplicates("arch")  # one row per network: its best trial
+    if len(networks) < n:
+        return [best_under(df, bound) for bound in bounds]
+    by_cost = _sort_best_first(networks, cost_first=True).reset_index(drop=True)
+    rows, start = [], 0
+    for i, bound in enumerate(bounds):
+        candidates = by_cost.iloc[start:len(by_cost) - (n - 1 - i)]
+        row = best_under(candidates, bound)
+        if row is None:  # nothing left under the bound: the nearest network above it
+            row = candidates.iloc[0]
+        rows.append(row)
+        start = int(row.name) + 1
+    return rows
 
 
 def pick_targets(front, targets: Sequence[float], names: Sequence[str] | None = None) -> list[Pick]:
@@ -377,6 +419,7 @@ __all__ = [
     "best_under",
     "check_pick_name",
     "clean_front",
+    "describe_bound",
     "load_picks",
     "mark_picks",
     "parse_names",
@@ -388,4 +431,5 @@ __all__ = [
     "picks_decoration",
     "picks_frame",
     "tier_bounds",
+    "tier_rows",
 ]

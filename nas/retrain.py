@@ -31,7 +31,7 @@ from typing import Any, Callable
 from nas.atomic import atomic_target, write_atomic
 from nas.errors import NasInputError
 from nas.genotype import Arch
-from nas.picks import Pick
+from nas.picks import Pick, describe_bound
 
 CHECKPOINT_FILE = "checkpoint.pt"
 METRICS_FILE = "metrics.json"
@@ -384,7 +384,7 @@ def _source(m: dict[str, Any]) -> str:
     src = m.get("source")
     number = m.get("number")
     if src == "tier":
-        s = f"trial {number}, tier <= {_fmt(m.get('bound'), '.3g')} MF"
+        s = f"trial {number}, tier {_tier_bound(m)} MF"
     elif src == "target":
         s = f"trial {number}, target <= {_fmt(m.get('bound'), '.3g')} MF"
     elif src == "trial":
@@ -404,6 +404,11 @@ def _num(v) -> float:
     except (TypeError, ValueError):
         return math.inf
     return f if math.isfinite(f) else math.inf
+
+
+def _tier_bound(m: dict[str, Any]) -> str:
+    bound = _num(m.get("bound"))
+    return describe_bound(bound, _num(m.get("mflops"))) if bound != math.inf else "<= -"
 
 
 def _fmt(v, spec: str) -> str:

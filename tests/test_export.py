@@ -203,6 +203,76 @@ def test_weights_that_do_not_fit_are_an_input_error(tmp_path):
         export_bundle(GENOTYPES[0], other, tmp_path / "x", num_classes=7, in_chans=2, image_size=8)
 
 
+# builds, but its last reflect-padded 7x7 conv meets a 2x2 map on 8x8 inputs (digits)
+TOO_DEEP_FOR_8PX = "stem c8 s2 | ir k7 e2 c8 s2 pad=reflect | ir k7 e2 c8 pad=reflect | head c0"
+
+
+def _snapshot(folder):
+    """Every file under ``folder`` with its bytes and mtime."""
+    return {str(p.relative_to(folder)): (p.read_bytes(), p.stat().st_mtime_ns)
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_a_failing_export_writes_nothing(tmp_path):
+    """The architecture fails on the input size: no out folder, nothing beside it."""
+    state = nas.build(TOO_DEEP_FOR_8PX, num_classes=10, in_chans=1).state_dict()
+    out = tmp_path / "exports" / "net"
+    with pytest.raises(NasInputError, match="reflect padding"):
+        export_bundle(TOO_DEEP_FOR_8PX, state, out, num_classes=10, in_chans=1, image_size=8)
+    assert not out.exists()
+    assert not (tmp_path / "exports").exists() or not any((tmp_path / "exports").iterdir())
+
+
+def test_a_failing_export_leaves_an_earlier_export_unchanged(tmp_path):
+    out = tmp_path / "net"
+    model = nas.build(GENOTYPES[0], num_classes=10, in_chans=1).eval()
+    export_bundle(GENOTYPES[0], model.state_dict(), out, num_classes=10, in_chans=1, image_size=8)
+    (out / "notes.txt").write_text("the user's own file\n")
+    before = _snapshot(out)
+    bad = nas.build(TOO_DEEP_FOR_8PX, num_classes=10, in_chans=1).state_dict()
+    with pytest.raises(NasInputError, match="reflect padding"):
+        export_bundle(TOO_DEEP_FOR_8PX, bad, out, num_classes=10, in_chans=1, image_size=8)
+    with pytest.raises(NasInputError, match="do not fit"):  # the weights of another network
+        export_bundle(GENOTYPES[0], bad, out, num_classes=10, in_chans=1, image_size=8)
+    assert _snapshot(out) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["net"]  # no staging folder left
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_re_export_replaces_the_bundle_and_drops_its_stale_files(tmp_path):
+    out = tmp_path / "net"
+    model = nas.build(GENOTYPES[0], num_classes=10, in_chans=1).eval()
+    export_bundle(GENOTYPES[0], model.state_dict(), out, num_classes=10, in_chans=1, image_size=8,
+                  formats=["torchscript"])
+    (out / "notes.txt").write_text("kept\n")
+    other = nas.build(GENOTYPES[2], num_classes=10, in_chans=1).eval()
+    res = export_bundle(GENOTYPES[2], other.state_dict(), out, num_classes=10, in_chans=1, image_size=8)
+    assert sorted(p.name for p in out.iterdir()) == sorted(res.files + ["notes.txt"])  # no model.torchscript.pt
+    assert (out / "genotype.txt").read_text().strip() == str(nas.Arch.parse(GENOTYPES[2]))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["net"]
+
+
+def test_cli_export_failing_on_the_architecture_leaves_out_absent_or_unchanged(tmp_path):
+    from test_search_e2e import run_nas
+
+    fresh = tmp_path / "fresh"
+    proc = run_nas("export", "--arch", TOO_DEEP_FOR_8PX, "--untrained", "--dataset", "digits", "--out", str(fresh),
+                   timeout=180)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert "reflect padding" in proc.stderr
+    assert not fresh.exists()
+    earlier = tmp_path / "earlier"
+    ok = run_nas("export", "--arch", GENOTYPES[0], "--untrained", "--dataset", "digits", "--out", str(earlier),
+                 timeout=180)
+    assert ok.returncode == 0, ok.stderr[-2000:]
+    before = _snapshot(earlier)
+    proc = run_nas("export", "--arch", TOO_DEEP_FOR_8PX, "--untrained", "--dataset", "digits", "--out", str(earlier),
+                   timeout=180)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert _snapshot(earlier) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["earlier"]
+
+
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
 def test_onnx_and_torchscript(tmp_path):
     genotype = GENOTYPES[1]

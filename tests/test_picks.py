@@ -11,6 +11,7 @@ from nas.errors import NasInputError
 from nas.picks import (
     Pick,
     best_under,
+    describe_bound,
     load_picks,
     mark_picks,
     parse_names,
@@ -53,6 +54,78 @@ def test_tiers_pick_most_accurate_under_each_bound():
     assert s.accuracy == pytest.approx(0.85) and s.mflops == pytest.approx(1.9)
     assert all(p.same_as is None for p in (s, m, l))
     assert s.source == "tier"
+
+
+def _assert_three_networks_in_cost_order(s, m, l):
+    assert len({s.number, m.number, l.number}) == 3 and len({s.arch, m.arch, l.arch}) == 3
+    assert s.mflops < m.mflops < l.mflops
+    assert (s.same_as, m.same_as, l.same_as) == (None, None, None)
+
+
+def test_a_gap_above_the_m_bound_still_gives_three_networks():
+    """The reference run's front: nothing between 2.61 and the m bound 3.54, so m used to be s."""
+    df = front([(201, 0.752, 2.330552), (175, 0.758, 2.470296), (135, 0.770, 2.612888), (60, 0.775, 3.564344),
+                (82, 0.778, 3.916088), (68, 0.784, 4.359656)])
+    s, m, l = pick_tiers(df)
+    _assert_three_networks_in_cost_order(s, m, l)
+    assert (s.number, m.number, l.number) == (135, 60, 68)  # m: the nearest network above its bound
+    assert m.bound == pytest.approx(3.538, abs=1e-3)
+    assert describe_bound(m.bound, m.mflops) == "3.54 (nearest above)"
+    assert describe_bound(s.bound, s.mflops) == "<= 2.87"
+    (m_alone,) = pick_tiers(df, ["m"])  # a subset picks what the full selection picks
+    assert m_alone.number == 60
+
+
+def test_three_networks_all_under_the_s_bound_are_three_picks():
+    df = front([(0, 0.80, 1.0), (1, 0.85, 1.1), (2, 0.90, 8.0)])  # bounds 2, 4, 8
+    s, m, l = pick_tiers(df)
+    _assert_three_networks_in_cost_order(s, m, l)
+    assert (s.number, m.number, l.number) == (0, 1, 2)
+
+
+def test_random_fronts_give_distinct_ordered_meaningful_picks():
+    import random
+
+    rng = random.Random(0)
+    for _ in range(300):
+        size = rng.randint(3, 12)
+        costs = sorted(rng.sample(range(10, 5000), size))
+        accs = sorted(rng.sample(range(500, 1000), size))
+        df = front([(i, a / 1000, c / 100) for i, (a, c) in enumerate(zip(accs, costs))])
+        s, m, l = pick_tiers(df)
+        _assert_three_networks_in_cost_order(s, m, l)
+        assert l.number == size - 1  # the most accurate network
+        # s is the best network under its bound whenever that leaves room for m and l
+        best_s = best_under(df, s.bound)
+        if int(best_s["number"]) <= size - 3:
+            assert s.number == int(best_s["number"])
+        assert s.mflops <= s.bound * (1 + 1e-9)
+        # m is under its bound, or (nothing costlier than s is) the next network after s
+        by_cost = list(df.sort_values("mflops")["number"])
+        assert m.mflops <= m.bound * (1 + 1e-9) or by_cost.index(m.number) == by_cost.index(s.number) + 1
+
+
+def test_the_same_network_twice_on_a_front_is_one_network():
+    df = front([(0, 0.80, 1.0), (1, 0.81, 1.0), (2, 0.90, 8.0)])
+    df.loc[1, "arch"] = df.loc[0, "arch"]  # two trials of one genotype
+    s, m, l = pick_tiers(df)
+    assert (s.number, m.number, l.number) == (1, 1, 2) and m.same_as == "s"
+
+
+def test_reference_run_picks_three_networks():
+    from pathlib import Path
+
+    import nas
+
+    reference = Path(__file__).resolve().parents[1] / "results" / "reference"
+    if not (reference / "config.json").is_file():
+        pytest.skip("no committed reference run")
+    run = nas.load_run(reference)
+    s, m, l = pick_tiers(run.pareto)
+    _assert_three_networks_in_cost_order(s, m, l)
+    assert s.mflops <= s.bound * (1 + 1e-9)  # s stays the best network in the cheapest tier
+    assert s.number == int(best_under(run.pareto, s.bound)["number"])
+    assert l.accuracy == pytest.approx(float(run.pareto["accuracy"].max()))
 
 
 def test_tier_subset_keeps_three_tiers():
@@ -140,7 +213,7 @@ def test_picks_frame_and_mark(tmp_path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    df = front([(0, 0.80, 1.0), (1, 0.85, 1.9), (4, 0.93, 8.0)])
+    df = front([(0, 0.80, 1.0), (4, 0.93, 8.0)])
     picks = pick_tiers(df) + [pick_arch(ARCH)]
     table = picks_frame(picks)
     assert list(table["name"]) == ["s", "m", "l", picks[-1].name]
@@ -148,7 +221,7 @@ def test_picks_frame_and_mark(tmp_path):
     ax.scatter(df["mflops"], df["accuracy"])
     mark_picks(ax, picks)
     texts = sorted(t.get_text() for t in ax.texts)
-    assert texts == ["L", "S/M"]  # bounds 2, 4, 8: s and m both pick trial 1
+    assert texts == ["L", "S/M"]  # two networks for three tiers: bounds 2, 4, 8, s and m both pick trial 0
     fig.savefig(tmp_path / "p.png")
     plt.close(fig)
 

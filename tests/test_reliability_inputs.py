@@ -25,6 +25,9 @@ pytestmark = pytest.mark.slow
 
 BAD_GENOTYPE = "stem c8 s1 | zz k3 c8 | head c0"
 GOOD_GENOTYPE = "stem c8 s1 | ds k3.5 c8 | head c0"
+OTHER_GENOTYPE = "stem c8 s1 | ds k3 c12 | head c0"
+# builds, but its last reflect-padded 7x7 conv meets a 2x2 map on digits' 8x8 images
+TOO_DEEP_FOR_DIGITS = "stem c8 s2 | ir k7 e2 c8 s2 pad=reflect | ir k7 e2 c8 pad=reflect | head c0"
 
 
 def _space(old: str, new: str) -> str:
@@ -46,6 +49,7 @@ SPACES = {
     "unknown-partition": _space("kernels = [[3], [3, 5]]", "kernels = [[3]]\npartition = \"fibonacci\""),
     "unknown-activation": _space("kernels = [[3], [3, 5]]", "kernels = [[3]]\nact = \"gelu7\""),
     "unknown-block-type": _space("type = \"ds\"", "type = \"conv9\""),
+    "duplicate-key": _space("stride = 1\n", "stride = 1\nstride = 2\n"),
 }
 
 
@@ -63,6 +67,7 @@ NEEDLES = {
     "unknown-partition": ["partition", "fibonacci"],
     "unknown-activation": ["act", "gelu7"],
     "unknown-block-type": ["type", "conv9"],
+    "duplicate-key": ["stem.stride", "twice"],
 }
 
 def _search(ctx, *extra: str, dataset: str = "digits", budget: str = "2") -> list[str]:
@@ -75,6 +80,8 @@ CASES = [
     *[(f"space-{name}", (lambda n: lambda c: ["search", "--space", c[f"bad-{n}"], "--budget", "2",
                                               "--dataset", "digits", "--out", c["out"], "--name", "new"])(name),
        (lambda n: [f"{n}.toml", *NEEDLES[n]])(name)) for name in SPACES],
+    ("space-is-a-directory", lambda c: ["search", "--space", c["dir-space"], "--budget", "2", "--dataset", "digits",
+                                        "--out", c["out"], "--name", "new"], ["folder.toml", "directory"]),
     ("unknown-space-name", lambda c: ["search", "--space", "no-such-space", "--budget", "2", "--dataset", "digits",
                                       "--out", c["out"]], ["no-such-space"]),
     ("unknown-dataset", lambda c: _search(c, dataset="imagenet9"), ["imagenet9"]),
@@ -107,6 +114,18 @@ CASES = [
     ("export-bad-genotype", lambda c: ["export", c["run"], "--arch", BAD_GENOTYPE, "--out", c["tmp"] + "/exp"], ["zz"]),
     ("retrain-out-under-a-file", lambda c: ["retrain", "--arch", GOOD_GENOTYPE, "--dataset", "digits", "--epochs", "1",
                                             "--out", c["file"] + "/sub"], ["file.txt"]),
+    ("export-too-deep-for-the-input", lambda c: ["export", "--arch", TOO_DEEP_FOR_DIGITS, "--untrained",
+                                                 "--dataset", "digits", "--out", c["tmp"] + "/exp-deep"],
+     ["conv_dw", "reflect padding", "2x2"]),
+    ("export-weights-of-another-network", lambda c: ["export", "--picks-dir", c["picks-mismatch"], "--pick", "p",
+                                                     "--out", c["tmp"] + "/exp-mismatch"],
+     [os.path.join("picks-mismatch", "p", "weights.safetensors"), "do not fit"]),
+    ("export-weights-file-deleted", lambda c: ["export", "--picks-dir", c["picks-deleted"], "--pick", "p",
+                                               "--out", c["tmp"] + "/exp-deleted"],
+     [os.path.join("picks-deleted", "p", "weights.safetensors"), "missing"]),
+    ("export-weights-file-deleted-by-arch", lambda c: ["export", "--picks-dir", c["picks-deleted"], "--arch",
+                                                       GOOD_GENOTYPE, "--out", c["tmp"] + "/exp-deleted"],
+     [os.path.join("picks-deleted", "p", "weights.safetensors"), "missing"]),
     ("export-out-under-a-file", lambda c: ["export", "--arch", GOOD_GENOTYPE, "--untrained", "--dataset", "digits",
                                            "--out", c["file"] + "/sub"], ["file.txt"]),
     ("nothing-fits-in-memory", lambda c: ["search", "--space", c["huge"], "--budget", "2", "--dataset", "digits",
@@ -135,6 +154,8 @@ def _write_inputs(tmp: Path) -> dict[str, str]:
         ctx[f"bad-{name}"] = str(spaces / f"{name}.toml")
     (spaces / "huge.toml").write_text(HUGE_SPACE)
     ctx["huge"] = str(spaces / "huge.toml")
+    (spaces / "folder.toml").mkdir()
+    ctx["dir-space"] = str(spaces / "folder.toml")
     (tmp / "empty").mkdir()
     ctx["empty"] = str(tmp / "empty")
     (tmp / "notrun").mkdir()
@@ -173,6 +194,29 @@ def _write_inputs(tmp: Path) -> dict[str, str]:
     return ctx
 
 
+def _broken_picks(tmp: Path) -> dict[str, str]:
+    """A real retrained pick, copied twice and broken: weights of another network (with a
+    matching digest, as when a weights file is copied over with its metrics), a deleted weights file."""
+    import json
+
+    import nas
+    from nas.export.weights import save_weights
+
+    made = run_nas("retrain", "--arch", GOOD_GENOTYPE, "--name", "p", "--dataset", "digits", "--epochs", "1",
+                   "--device", "cpu", "--threads", "1", "--out", str(tmp / "picks"), timeout=300)
+    assert made.returncode == 0, made.stderr[-3000:]
+    mismatch, deleted = tmp / "picks-mismatch", tmp / "picks-deleted"
+    shutil.copytree(tmp / "picks", mismatch)
+    shutil.copytree(tmp / "picks", deleted)
+    metrics_path = mismatch / "p" / "metrics.json"
+    metrics = json.loads(metrics_path.read_text())
+    other = nas.build(OTHER_GENOTYPE, num_classes=10, in_chans=1).state_dict()
+    metrics["weights_sha256"] = save_weights(other, mismatch / "p" / metrics["weights_file"])
+    metrics_path.write_text(json.dumps(metrics))
+    (deleted / "p" / metrics["weights_file"]).unlink()
+    return {"picks-mismatch": str(mismatch), "picks-deleted": str(deleted)}
+
+
 @pytest.fixture(scope="module")
 def outcomes(tmp_path_factory):
     """Make a real run, then run every case of the table against it; (ctx, {id: (proc, changed)})."""
@@ -186,6 +230,7 @@ def outcomes(tmp_path_factory):
                    "--out", str(out), "--name", "run")
     assert made.returncode == 0, made.stderr[-3000:]
     ctx.update(out=str(out), run=str(out / "run"), space=str(space))
+    ctx.update(_broken_picks(tmp))
 
     def one(case):
         case_id, argv, _ = case
@@ -214,3 +259,6 @@ def test_bad_input_is_one_clear_line_exit_2_nothing_written(outcomes, case_id, a
         assert needle in lines[0], (case_id, needle, lines[0])
     assert not changed, (case_id, changed)
     assert not (Path(ctx["out"]) / "new").exists()
+    args = argv(ctx)
+    if args[0] == "export":  # a failing export leaves no out folder behind
+        assert not Path(args[args.index("--out") + 1]).exists(), case_id

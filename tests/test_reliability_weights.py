@@ -43,7 +43,46 @@ def test_retrain_same_genotype_same_seed_gives_identical_weights(retrained):
     assert ta.keys() == tb.keys() and ta
     for k in ta:
         assert ta[k].equal(tb[k]), k
-    # (not the file bytes: safetensors writes its metadata map in no fixed order)
+    # the files too, so the pick's recorded digest is reproducible
+    assert a.read_bytes() == b.read_bytes()
+    digests = [json.loads((o / "p" / "metrics.json").read_text())["weights_sha256"] for o in retrained]
+    assert digests[0] == digests[1]
+
+
+WRITE_WEIGHTS = """
+import sys, torch
+from nas.export.weights import save_weights
+g = torch.Generator().manual_seed(0)
+# insertion order differs from the sorted one on purpose
+state = {name: torch.randn(3, 4, generator=g) for name in ("head.weight", "blocks.0.bn.bias", "stem.conv.weight")}
+state["blocks.0.bn.num_batches_tracked"] = torch.tensor(7)
+metadata = {key: "value-" + key for key in ("genotype", "format", "seed", "dataset", "epochs", "nas", "torch", "z")}
+print(save_weights(state, sys.argv[1], metadata=metadata))
+"""
+
+
+def test_same_tensors_give_the_same_bytes_in_every_process(tmp_path):
+    """safetensors writes its metadata map in a per-process order; nas's weights files must not."""
+    from safetensors import safe_open
+
+    paths, digests = [], []
+    for hash_seed in ("1", "2", "3"):
+        path = tmp_path / f"w{hash_seed}.safetensors"
+        env = {**_env(), "PYTHONHASHSEED": hash_seed}
+        proc = subprocess.run([sys.executable, "-c", WRITE_WEIGHTS, str(path)], capture_output=True, text=True,
+                              env=env, cwd=ROOT, timeout=120)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        paths.append(path)
+        digests.append(proc.stdout.strip())
+    data = [p.read_bytes() for p in paths]
+    assert data[0] == data[1] == data[2]
+    assert len(set(digests)) == 1
+    # still a valid safetensors file with the tensors and metadata written
+    with safe_open(str(paths[0]), framework="pt") as f:
+        assert f.metadata()["genotype"] == "value-genotype" and len(f.metadata()) == 8
+        assert sorted(f.keys()) == ["blocks.0.bn.bias", "blocks.0.bn.num_batches_tracked", "head.weight",
+                                    "stem.conv.weight"]
+        assert int(f.get_tensor("blocks.0.bn.num_batches_tracked")) == 7
 
 
 def test_no_plain_pickle_loading_of_weights():

@@ -316,3 +316,36 @@ def test_ray_environment_is_restored_after_the_search(monkeypatch):
         assert not seen
     assert "TUNE_DISABLE_SIGINT_HANDLER" not in os.environ and os.environ["RAY_DEDUP_LOGS"] == "0"
     assert warnings.filters == filters
+
+
+def _front_tick_labels(run_path, tmp_path) -> list[tuple[float, str]]:
+    """(position, text) of every labelled x tick of the run's pareto.png, as plot_front draws it."""
+    import nas
+    from nas.runs.views import plot_front
+
+    run = nas.load_run(run_path)
+    axes = []
+    plot_front(run.trials, run.pareto, run.config, tmp_path / "pareto.png", decorate=lambda ax, cost: axes.append(ax))
+    (ax,) = axes
+    assert ax.get_xscale() == "log"
+    ax.figure.canvas.draw()
+    return [(t.get_position()[0], t.get_text()) for t in ax.get_xticklabels(which="both") if t.get_text()]
+
+
+@pytest.mark.parametrize("which", ["reference", "made"])
+def test_pareto_png_log_axis_prints_plain_numbers(tmp_path, which):
+    """Not matplotlib's `3x10^0`: plain numbers, each the value of its tick."""
+    import re
+    from pathlib import Path
+
+    if which == "reference":
+        run_path = Path(__file__).resolve().parents[1] / "results" / "reference"  # 2.3-4.4 MFLOPs: minor ticks only
+        if not (run_path / "config.json").is_file():
+            pytest.skip("no committed reference run")
+    else:
+        run_path, _ = make_run(tmp_path)  # 0.5-5 MFLOPs: a decade tick and minor ticks
+    labels = _front_tick_labels(run_path, tmp_path)
+    assert labels, "no labelled x tick"
+    for position, text in labels:
+        assert re.fullmatch(r"\d+(\.\d+)?", text), labels
+        assert float(text) == pytest.approx(position, rel=1e-3), labels

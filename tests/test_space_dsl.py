@@ -191,6 +191,26 @@ def test_malformed_toml_names_file_and_line(tmp_path: Path, text: str, line: int
     assert f"x.toml:{line}:" in message and "invalid TOML" in message
 
 
+@pytest.mark.parametrize(
+    "text,line,key",
+    [
+        ("[input]\nchannels = 1\nchannels = 3\n", 3, "input.channels"),  # last line: tomllib gives no line
+        ("[input]\nchannels = 1\nchannels = 3\n[stem]\nchannels = 8\n", 3, "input.channels"),
+        ("[[stages]]\ndepth = 1\n[[stages]]\ndepth = 2\nwidth = 8\ndepth = 3\n", 6, "stages[1].depth"),
+        ("[head]\nse.ratio = 1\nse.ratio = 2\n", 3, "head.se.ratio"),
+    ],
+)
+def test_a_repeated_key_names_file_line_and_key(tmp_path: Path, text: str, line: int, key: str) -> None:
+    message = _load_error(tmp_path, text)
+    assert message.startswith(f"{tmp_path / 'x.toml'}:{line}: {key}: key given twice"), message
+
+
+def test_a_folder_named_like_a_space_file_is_not_missing(tmp_path: Path) -> None:
+    (tmp_path / "folder.toml").mkdir()
+    with pytest.raises(NasInputError, match=r"folder\.toml: is a directory, not a space file"):
+        load_space(str(tmp_path / "folder.toml"))
+
+
 def test_unknown_builtin_lists_names() -> None:
     with pytest.raises(NasInputError) as info:
         load_space("no-such-space")

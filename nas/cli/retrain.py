@@ -144,6 +144,7 @@ def _supernet_init(args: argparse.Namespace, ctx) -> str | None:
 
 def _retrain_all(args: argparse.Namespace, ctx, picks: list) -> None:
     """List the picks, retrain each (a duplicate of an earlier one is copied), redraw the run's front."""
+    from nas.picks import describe_bound
     from nas.retrain import DEFAULT_EPOCHS, RetrainOptions, copy_pick, retrain_pick
 
     options = RetrainOptions(
@@ -157,7 +158,7 @@ def _retrain_all(args: argparse.Namespace, ctx, picks: list) -> None:
     for p in picks:
         where = f"trial {p.number}" if p.number is not None else p.source
         extra = f", search accuracy {p.accuracy:.4f}" if p.accuracy is not None else ""
-        bound = f" (<= {p.bound:.3g} MFLOPs)" if p.bound is not None else ""
+        bound = f" ({describe_bound(p.bound, p.mflops)} MFLOPs)" if p.bound is not None else ""
         mf = f", {p.mflops:.3g} MFLOPs" if p.mflops is not None else ""
         print(f"  {p.name}: {where}{bound}{mf}{extra}" + (f"  = {p.same_as}" if p.same_as else ""))
     for p in picks:

@@ -13,6 +13,8 @@ Every export is checked before it is reported done: the generated ``Net`` must l
 the engine's weights with ``strict=True`` and give the engine model's outputs on a
 random input (eval mode); TorchScript and ONNX files are checked the same way
 (ONNX with onnxruntime if importable, else onnx's checker + reference evaluator).
+The folder is built beside ``--out`` and moved in only once every check passed: a failing
+export leaves ``--out`` absent or as it was.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from typing import Any, Sequence
 import torch
 
 from nas import __version__ as nas_version
-from nas.atomic import atomic_target
+from nas.atomic import atomic_target, staged_folder
 from nas.builder import build
 from nas.errors import NasInputError
 from nas.export.codegen import generate_model_source
@@ -40,6 +42,9 @@ FORMATS = ("pytorch", "torchscript", "onnx")
 TORCHSCRIPT_FILE = "model.torchscript.pt"
 ONNX_FILE = "model.onnx"
 ATOL = 1e-4
+#: every file an export may write: the ones a new export does not write are an earlier export's
+BUNDLE_FILES = ("model.py", "weights.safetensors", "weights.pt", "genotype.txt", "metrics.json",
+                TORCHSCRIPT_FILE, ONNX_FILE)
 
 
 @dataclass
@@ -90,78 +95,84 @@ def export_bundle(
     metrics: dict[str, Any] | None = None,
     formats: Sequence[str] = ("pytorch",),
     title: str | None = None,
+    weights_origin: str = "export",
     log=None,
 ) -> ExportResult:
-    """Write the export folder (see the module docstring) and verify it."""
+    """Write the export folder (see the module docstring) and verify it.
+
+    Everything that can be checked without writing is checked first (the folder, the
+    weights against the architecture, the network on an input of the data's size); the
+    files are then built and verified in a staging folder beside ``out_dir`` and moved
+    into it only when all of them passed, so a failing export leaves ``out_dir`` as it was.
+    ``weights_origin`` names where ``state_dict`` came from (a weights file) in errors.
+    """
     arch = Arch.parse(arch) if isinstance(arch, str) else arch
     formats = parse_formats(formats)
-    out = _make_out_dir(Path(out_dir))
-    engine = _engine_model(arch, state_dict, num_classes, in_chans)
-    result = ExportResult(out)
-    weights_file, digest = _write_weights(out, engine, arch)
-    source = generate_model_source(
-        arch, num_classes, in_chans, image_size=image_size, mean=mean, std=std, classes=classes,
-        weights_file=weights_file, weights_sha256=digest, title=title,
-    )
-    _write_text(out / "model.py", source)
-    _write_text(out / "genotype.txt", str(arch) + "\n")
-    result.files += ["model.py", weights_file, "genotype.txt"]
-    _verify_formats(out, engine, formats, in_chans, image_size, result)
-    info = _metrics_json(metrics, arch, num_classes, in_chans, image_size, mean, std, classes, weights_file, digest)
-    info["export"] = _export_info(formats, result)
-    _write_text(out / "metrics.json", json.dumps(info, indent=2, default=_json_default) + "\n")
-    result.files.append("metrics.json")
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise NasInputError(f"--out {out}: exists and is not a folder")
+    if "onnx" in formats:
+        _require_onnx()
+    engine = _engine_model(arch, state_dict, num_classes, in_chans, weights_origin)
+    example = torch.randn(2, in_chans, image_size, image_size, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        expected = engine(example)  # an architecture that cannot run on this input size fails here
+    _make_parent(out)
+    with staged_folder(out, owned=BUNDLE_FILES) as stage:
+        result = ExportResult(out)
+        weights_file = weights_filename()
+        digest = save_weights(engine.state_dict(), stage / weights_file,
+                              metadata={"genotype": str(arch), "format": "nas/1"})
+        source = generate_model_source(
+            arch, num_classes, in_chans, image_size=image_size, mean=mean, std=std, classes=classes,
+            weights_file=weights_file, weights_sha256=digest, title=title,
+        )
+        _write_text(stage / "model.py", source)
+        _write_text(stage / "genotype.txt", str(arch) + "\n")
+        result.files += ["model.py", weights_file, "genotype.txt"]
+        _verify_formats(stage, example, expected, formats, result)
+        info = _metrics_json(metrics, arch, num_classes, in_chans, image_size, mean, std, classes, weights_file, digest)
+        info["export"] = _export_info(formats, result)
+        _write_text(stage / "metrics.json", json.dumps(info, indent=2, default=_json_default) + "\n")
+        result.files.append("metrics.json")
     return result
 
 
-def _make_out_dir(out: Path) -> Path:
-    if out.exists() and not out.is_dir():
-        raise NasInputError(f"--out {out}: exists and is not a folder")
+def _make_parent(out: Path) -> None:
+    """The folder that will hold ``out`` (and, briefly, its staging folder)."""
     try:
-        out.mkdir(parents=True, exist_ok=True)
+        out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise NasInputError(f"--out {out}: cannot create folder: {exc.strerror or exc}") from None
-    return out
 
 
-def _engine_model(arch: Arch, state_dict: dict[str, torch.Tensor], num_classes: int, in_chans: int) -> torch.nn.Module:
+def _engine_model(
+    arch: Arch, state_dict: dict[str, torch.Tensor], num_classes: int, in_chans: int, weights_origin: str
+) -> torch.nn.Module:
     """The engine's model with the weights loaded (strict, one-line error): the reference."""
     engine = build(arch, num_classes=num_classes, in_chans=in_chans)
-    load_state_strict(engine, state_dict, "export")
+    load_state_strict(engine, state_dict, weights_origin)
     return engine.eval()
 
 
-def _write_weights(out: Path, engine: torch.nn.Module, arch: Arch) -> tuple[str, str]:
-    """Write the weights file (removing the other format's stale one); its name and SHA-256."""
-    name = weights_filename()
-    for stale in ("weights.safetensors", "weights.pt"):
-        if stale != name and (out / stale).exists():
-            (out / stale).unlink()
-    digest = save_weights(engine.state_dict(), out / name, metadata={"genotype": str(arch), "format": "nas/1"})
-    return name, digest
-
-
 def _verify_formats(
-    out: Path, engine: torch.nn.Module, formats: list[str], in_chans: int, image_size: int, result: ExportResult
+    stage: Path, example: torch.Tensor, expected: torch.Tensor, formats: list[str], result: ExportResult
 ) -> None:
     """Load model.py with its written weights and check it (and each extra format) against the engine."""
-    net = import_model_file(out / "model.py").load_model()
-    gen = torch.Generator().manual_seed(0)
-    x = torch.randn(2, in_chans, image_size, image_size, generator=gen)
+    net = import_model_file(stage / "model.py").load_model()
     with torch.no_grad():
-        expected = engine(x)
-        got = net(x)
+        got = net(example)
     result.max_abs_diff["pytorch"] = _check_close("model.py", got, expected)
     if "torchscript" in formats:
-        export_torchscript(net, x, out / TORCHSCRIPT_FILE)
+        export_torchscript(net, example, stage / TORCHSCRIPT_FILE)
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")
-            loaded = torch.jit.load(str(out / TORCHSCRIPT_FILE))
-            result.max_abs_diff["torchscript"] = _check_close(TORCHSCRIPT_FILE, loaded(x), expected)
+            loaded = torch.jit.load(str(stage / TORCHSCRIPT_FILE))
+            result.max_abs_diff["torchscript"] = _check_close(TORCHSCRIPT_FILE, loaded(example), expected)
         result.files.append(TORCHSCRIPT_FILE)
     if "onnx" in formats:
-        export_onnx(net, x, out / ONNX_FILE)
-        result.max_abs_diff["onnx"] = _check_close(ONNX_FILE, run_onnx(out / ONNX_FILE, x), expected)
+        export_onnx(net, example, stage / ONNX_FILE)
+        result.max_abs_diff["onnx"] = _check_close(ONNX_FILE, run_onnx(stage / ONNX_FILE, example), expected)
         result.files.append(ONNX_FILE)
 
 
@@ -204,10 +215,7 @@ def export_torchscript(net: torch.nn.Module, example: torch.Tensor, path: Path) 
 
 def export_onnx(net: torch.nn.Module, example: torch.Tensor, path: Path) -> None:
     """ONNX opset 17, input ``input`` (dynamic batch), output ``logits``."""
-    try:
-        import onnx  # noqa: F401
-    except ImportError:
-        raise NasInputError("--format onnx needs the onnx package (pip install 'nas[onnx]')") from None
+    _require_onnx()
     net.eval()
     with torch.no_grad():
         net(example)  # fill the partial-padding ratio caches: they become constants
@@ -223,6 +231,13 @@ def export_onnx(net: torch.nn.Module, example: torch.Tensor, path: Path) -> None
             with atomic_target(path) as tmp:
                 torch.onnx.export(net, (example,), str(tmp), **kwargs)
                 make_shareable(tmp)
+
+
+def _require_onnx() -> None:
+    try:
+        import onnx  # noqa: F401
+    except ImportError:
+        raise NasInputError("--format onnx needs the onnx package (pip install 'nas[onnx]')") from None
 
 
 def run_onnx(path: Path, x: torch.Tensor) -> torch.Tensor:

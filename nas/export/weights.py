@@ -9,12 +9,13 @@ truncated or tampered file is rejected with a message, never half-loaded.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from pathlib import Path
 
 import torch
 
-from nas.atomic import atomic_target
+from nas.atomic import atomic_target, write_atomic
 from nas.errors import NasInputError
 
 
@@ -49,18 +50,36 @@ def make_shareable(path: str | Path) -> None:
 
 
 def save_weights(state_dict: dict, path: str | Path, metadata: dict[str, str] | None = None) -> str:
-    """Write a state dict (CPU, contiguous copies) atomically; returns the file's SHA-256."""
-    path = Path(path)
-    tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in state_dict.items()}
-    with atomic_target(path) as tmp:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import save_file
+    """Write a state dict (CPU, contiguous copies) atomically; returns the file's SHA-256.
 
-            save_file(tensors, str(tmp), metadata={k: str(v) for k, v in (metadata or {}).items()})
-        else:
+    The bytes depend only on the tensors and the metadata (keys sorted), never on the
+    process: the same weights always give the same file and the same digest.
+    """
+    path = Path(path)
+    tensors = {k: state_dict[k].detach().to("cpu").contiguous().clone() for k in sorted(state_dict)}
+    if path.suffix == ".safetensors":
+        from safetensors.torch import save
+
+        data = save(tensors, metadata={k: str(v) for k, v in sorted((metadata or {}).items())})
+        write_atomic(path, canonical_safetensors(data))
+    else:
+        with atomic_target(path) as tmp:
             torch.save(tensors, tmp)
-        make_shareable(tmp)
     return file_sha256(path)
+
+
+def canonical_safetensors(data: bytes) -> bytes:
+    """The same safetensors file with its JSON header written with sorted keys.
+
+    safetensors serialises the metadata map in a per-process random (Rust hash) order, so
+    identical tensors would give different bytes in different processes. Tensor data
+    offsets are relative to the data section, so only the header is rewritten.
+    """
+    size = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8:8 + size])
+    text = json.dumps(header, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    text += b" " * (-len(text) % 8)  # the data section must stay 8-byte aligned
+    return len(text).to_bytes(8, "little") + text + data[8 + size:]
 
 
 def load_weights(path: str | Path, sha256: str | None = None) -> dict[str, torch.Tensor]:
@@ -71,7 +90,7 @@ def load_weights(path: str | Path, sha256: str | None = None) -> dict[str, torch
     """
     path = Path(path)
     if not path.is_file():
-        raise NasInputError(f"{path}: weights file not found")
+        raise NasInputError(f"{path}: weights file is missing")
     if sha256 is not None:
         actual = file_sha256(path)
         if actual != sha256:
@@ -113,6 +132,6 @@ def load_state_strict(model: torch.nn.Module, state: dict, where: str) -> None:
 
 
 __all__ = [
-    "file_sha256", "have_safetensors", "load_state_strict", "load_weights", "make_shareable", "save_weights",
-    "weights_filename",
+    "canonical_safetensors", "file_sha256", "have_safetensors", "load_state_strict", "load_weights", "make_shareable",
+    "save_weights", "weights_filename",
 ]

@@ -166,7 +166,9 @@ def plot_front(trials: "pd.DataFrame", front: "pd.DataFrame", config: dict[str, 
                        label=f"Pareto front ({len(front)})")
         if decorate is not None:
             decorate(ax, cost)
-        ax.set_xscale("log" if cost != "latency_ms" and len(trained) and float(trained[cost].min()) > 0 else "linear")
+        if cost != "latency_ms" and len(trained) and float(trained[cost].min()) > 0:
+            ax.set_xscale("log")
+            plain_log_labels(ax.xaxis)
         ax.set_xlabel(label)
         ax.set_ylabel("validation accuracy (proxy)")
         ax.set_title(f"{config.get('name', '')}: {config.get('space', {}).get('name', '')} on "
@@ -179,6 +181,37 @@ def plot_front(trials: "pd.DataFrame", front: "pd.DataFrame", config: dict[str, 
             fig.savefig(tmp)
     finally:
         plt.close(fig)
+
+
+def plain_log_labels(axis) -> None:
+    """Label a log axis with plain numbers (``3``, ``0.5``, ``20000``), not ``3x10^0``; which
+    ticks get a label (majors, and minors on a short range) stays matplotlib's choice."""
+    from matplotlib.ticker import Formatter
+
+    class PlainLabels(Formatter):
+        def __init__(self, chooser: Formatter) -> None:
+            self.chooser = chooser
+
+        def set_axis(self, axis) -> None:
+            super().set_axis(axis)
+            self.chooser.set_axis(axis)
+
+        def set_locs(self, locs) -> None:
+            super().set_locs(locs)
+            self.chooser.set_locs(locs)
+
+        def __call__(self, x, pos=None) -> str:
+            return plain_number(x) if self.chooser(x, pos) else ""
+
+    axis.set_major_formatter(PlainLabels(axis.get_major_formatter()))
+    axis.set_minor_formatter(PlainLabels(axis.get_minor_formatter()))
+
+
+def plain_number(x: float) -> str:
+    """``3``, ``0.3``, ``2500000``: four significant digits, never an exponent."""
+    import numpy as np
+
+    return np.format_float_positional(float(f"{float(x):.4g}"), trim="-")
 
 
 @dataclass
@@ -231,4 +264,4 @@ def load_run(path: str | Path) -> Run:
 
 
 __all__ = ["COST_OBJECTIVES", "PlotDecoration", "Run", "TRIAL_COLUMNS", "cost_objective", "load_run", "pareto_frame",
-           "plot_front", "trials_frame", "write_views"]
+           "plain_log_labels", "plot_front", "trials_frame", "write_views"]

@@ -8,7 +8,7 @@ the text (good enough: it points at the key, or at the table that holds it).
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Iterator
 
 try:  # Python 3.11+
     import tomllib
@@ -25,6 +25,13 @@ def _dotted(name: str) -> str:
 def key_lines(text: str) -> dict[str, int]:
     """Map key paths (``stages[2].defaults.kernels``) to the 1-based line that declares them."""
     lines: dict[str, int] = {}
+    for key_path, number in _declarations(text):
+        lines.setdefault(key_path, number)
+    return lines
+
+
+def _declarations(text: str) -> Iterator[tuple[str, int]]:
+    """Every table and key declaration of ``text`` in order: (key path, 1-based line)."""
     prefix = ""
     array_counts: dict[str, int] = {}
     for number, raw in enumerate(text.splitlines(), 1):
@@ -37,7 +44,7 @@ def key_lines(text: str) -> dict[str, int]:
             index = array_counts.get(name, 0)
             array_counts[name] = index + 1
             prefix = f"{name}[{index}]"
-            lines.setdefault(prefix, number)
+            yield prefix, number
             continue
         m = re.match(r"^\[\s*([^\]]+?)\s*\]", line)
         if m:
@@ -46,13 +53,22 @@ def key_lines(text: str) -> dict[str, int]:
             if head in array_counts and tail:
                 name = f"{head}[{array_counts[head] - 1}].{tail}"
             prefix = name
-            lines.setdefault(prefix, number)
+            yield prefix, number
             continue
         m = re.match(r'^([A-Za-z0-9_\-."\' ]+?)\s*=', line)
         if m:
             key = _dotted(m.group(1)).replace('"', "").replace("'", "")
-            lines.setdefault(f"{prefix}.{key}" if prefix else key, number)
-    return lines
+            yield (f"{prefix}.{key}" if prefix else key), number
+
+
+def _repeated_key(text: str) -> tuple[str, int] | None:
+    """The first key path declared twice, with the line of its second declaration."""
+    seen: set[str] = set()
+    for key_path, number in _declarations(text):
+        if key_path in seen:
+            return key_path, number
+        seen.add(key_path)
+    return None
 
 
 class Reporter:
@@ -84,6 +100,11 @@ def load_toml(text: str, path: str) -> dict[str, Any]:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         msg = str(exc)
+        # tomllib names neither the key nor, at the end of the file, the line of a repeated key
+        repeated = _repeated_key(text) if msg.startswith("Cannot overwrite a value") else None
+        if repeated:
+            key_path, line = repeated
+            raise NasInputError(f"{path}:{line}: {key_path}: key given twice (invalid TOML)") from None
         m = re.search(r"\(at line (\d+), column (\d+)\)", msg)
         line = getattr(exc, "lineno", None) or (int(m.group(1)) if m else None)
         where = f"{path}:{line}" if line else path

@@ -44,6 +44,8 @@ def load_space(name_or_path: str | Path) -> "Space":
     looks_like_path = isinstance(name_or_path, Path) or text_name.endswith(".toml") or "/" in text_name or "\\" in text_name
     if looks_like_path or Path(text_name).is_file():
         path = Path(text_name)
+        if path.is_dir():
+            raise NasInputError(f"{text_name}: is a directory, not a space file")
         if not path.is_file():
             raise NasInputError(f"{text_name}: no such space file")
         try:
