@@ -56,11 +56,13 @@ class PostgresServer:
     def __init__(self, bindir: Path) -> None:
         self.bindir = bindir
         self.password = "pw-" + secrets.token_hex(8)  # distinctive: the tests look for it in every output
-        self.root = Path(tempfile.mkdtemp(prefix="nas-pg-"))
+        root_user = os.geteuid() == 0
+        # as root, a folder "nobody" can reach: a TMPDIR private to root would not be
+        self.root = Path(tempfile.mkdtemp(prefix="nas-pg-", dir="/tmp" if root_user and os.path.isdir("/tmp") else None))
         self.data = self.root / "data"
         self.port = 0
         self._as = {}
-        if os.geteuid() == 0:  # postgres will not run as root
+        if root_user:  # postgres will not run as root
             nobody = pwd.getpwnam("nobody")
             self._as = {"user": nobody.pw_uid, "group": nobody.pw_gid, "extra_groups": []}
             os.chown(self.root, nobody.pw_uid, nobody.pw_gid)

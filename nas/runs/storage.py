@@ -28,7 +28,9 @@ def study_storage(url: str, attempts: int = 5) -> Any:
     """The Optuna storage for ``url`` (SQLite, PostgreSQL or any RDB URL SQLAlchemy reads).
 
     A bare ``postgresql://`` opens with the PostgreSQL driver that is installed
-    (nas.runs.urls.connect_url); without one -> ``ModuleNotFoundError`` naming the extra. SQLite waits for a busy writer instead of failing after 5 s (a reader such as
+    (nas.runs.urls.connect_url); without one -> ``ModuleNotFoundError`` naming the extra.
+
+    SQLite waits for a busy writer instead of failing after 5 s (a reader such as
     optuna-dashboard or ``nas pareto`` may hold the file while a search writes). Creating
     the storage creates its tables when they are missing; two processes doing that at once
     (a search starting while a dashboard opens the new file) make one of them fail with
