@@ -93,7 +93,9 @@ def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> ar
                      "trial recorded as failed (default: no limit)")
     out.add_argument("--address", default=None, help="existing Ray cluster to use (ray.init(address=...)); default: local Ray")
     out.add_argument("--storage", default=None,
-                     help="Optuna RDB storage URL instead of the run's study.db (e.g. postgresql://...)")
+                     help="Optuna RDB storage URL instead of the run's study.db (e.g. postgresql://user@host/db; "
+                     "the run folder records it without a password: give that with PGPASSWORD or ~/.pgpass, or "
+                     "with --resume give the same URL again)")
     out.add_argument("--status-interval", type=_positive_float, default=None,
                      help="seconds between status lines when stderr is not a terminal (default 30)")
     out.add_argument("--verbose", action="store_true", help="show Ray's and Optuna's own output")
@@ -102,10 +104,12 @@ def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> ar
 
 
 # What a run searches: fixed by its config.json, refused with --resume. (option dest -> flag)
+# --storage is not among them: with --resume it may name the run's own storage again, to give the
+# password config.json leaves out (checked in nas.search.prepare).
 RUN_DEFINING = {
     "space": "--space", "dataset": "--dataset", "data_dir": "--data-dir", "objectives": "--objectives",
     "max_mflops": "--max-mflops", "max_params": "--max-params", "sampler": "--sampler", "seed": "--seed",
-    "storage": "--storage", "name": "--name", "trial_memory": "--trial-memory",
+    "name": "--name", "trial_memory": "--trial-memory",
     "trial_cpu_limit": "--trial-cpu-limit", **{dest: "--" + dest.replace("_", "-") for dest in (
         "epochs", "min_epochs", "eta", "promotion", "train_size", "val_size", "batch_size", "lr")},
     "proxy_resolution": "--proxy-resolution", "proxy": "--proxy", "supernet": "--supernet",

@@ -3,6 +3,7 @@
 - :mod:`nas.runs.folder`   file names, ``config.json`` (read + migration of older runs, write), space copy
 - :mod:`nas.runs.lock`     ``RunLock``: one search at a time on a run folder
 - :mod:`nas.runs.storage`  the Optuna storage (retried schema creation) and the run's study
+- :mod:`nas.runs.urls`     storage URLs: passwords masked in output and left out of config.json
 - :mod:`nas.runs.views`    ``Run`` / ``load_run``, trials and Pareto frames, trials.csv / pareto.csv / pareto.png
 
 Importing this package is light (no torch, no ray, no optuna until a study is opened).

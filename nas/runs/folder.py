@@ -5,7 +5,8 @@ A run folder (written by ``nas search``) holds::
     config.json   everything needed to resume or reproduce the run (below)
     space.toml    the exact text of the search space the run used
     study.db      the Optuna SQLite storage - the one source of truth
-                  (absent when the run used ``--storage URL``: config.json names the URL)
+                  (absent when the run used ``--storage URL``: config.json names the URL,
+                  without its password - nas.runs.urls)
     trials.csv    one row per trial (a view of the study, rewritten as the search goes)
     pareto.csv    the Pareto front (a view)
     pareto.png    accuracy against the cost objective, all trials, the front highlighted
@@ -13,8 +14,8 @@ A run folder (written by ``nas search``) holds::
 
 ``config.json`` (format 1)::
 
-    format, name, created, command          what made it
-    study_name, storage                     the Optuna study (storage null: ./study.db)
+    format, name, created, command          what made it (URL passwords in the command as ***)
+    study_name, storage                     the Optuna study (storage null: ./study.db; a URL: no password)
     space      {name, source, sha256}       the space; its exact text is ./space.toml
     dataset    {name, data_dir, num_classes, in_chans, image_size, train_images}
     objectives ["accuracy", "mflops" | "params" | "latency_ms"]
@@ -41,6 +42,7 @@ from typing import Any
 
 from nas.atomic import write_atomic
 from nas.errors import NasInputError
+from nas.runs.urls import mask_command, public_url
 
 CONFIG_FILE = "config.json"
 STUDY_FILE = "study.db"
@@ -87,8 +89,12 @@ def migrate_config(config: dict[str, Any]) -> dict[str, Any]:
 
 
 def write_config(run_path: str | Path, config: dict[str, Any]) -> None:
-    """(Re)write ``<run>/config.json`` atomically (a reader never sees half of it)."""
-    write_atomic(Path(run_path) / CONFIG_FILE, json.dumps(config, indent=2, sort_keys=False) + "\n")
+    """(Re)write ``<run>/config.json`` atomically (a reader never sees half of it). A storage URL
+    is written without its password (the config in memory keeps it, to connect with)."""
+    record = dict(config)
+    if record.get("storage"):
+        record["storage"] = public_url(str(record["storage"]))
+    write_atomic(Path(run_path) / CONFIG_FILE, json.dumps(record, indent=2, sort_keys=False) + "\n")
 
 
 def check_writable_dir(path: Path, what: str) -> None:
@@ -117,7 +123,8 @@ def check_run_name(name: str) -> str:
 
 
 def command_line() -> list[str]:
-    return [Path(sys.argv[0]).name, *sys.argv[1:]]
+    """The command as recorded: passwords in URL arguments (``--storage``) as ``***``."""
+    return mask_command([Path(sys.argv[0]).name, *sys.argv[1:]])
 
 
 def versions() -> dict[str, str]:

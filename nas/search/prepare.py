@@ -21,7 +21,8 @@ from typing import Any, Optional
 from nas.errors import NasInputError
 from nas.runs import folder
 from nas.runs.lock import RunLock
-from nas.runs.storage import study_names
+from nas.runs.storage import storage_error, study_names
+from nas.runs.urls import mask_url, same_storage
 from nas.search.feasibility import check_feasible, check_space, trial_memory_budget_mb
 from nas.search.fidelity import Fidelity
 from nas.search.settings import (
@@ -88,6 +89,8 @@ def _prepare_resume(settings: SearchSettings) -> Prepared:
     folder.check_writable_dir(run_path, "--resume")
     space = folder.load_run_space(run_path, config)
     space_text = (run_path / folder.SPACE_FILE).read_text(encoding="utf-8")
+    if settings.storage:
+        config = _resume_storage(config, settings.storage, run_path)
     s = resumed_settings(config, settings, run_path)
     check_numbers(s)
     if s.budget < int(config["budget"]):
@@ -163,15 +166,27 @@ def _check_space_matches(space: Any, info: dict[str, Any]) -> None:
         )
 
 
+def _resume_storage(config: dict[str, Any], given: str, run_path: Path) -> dict[str, Any]:
+    """``--resume RUN --storage URL``: the URL (with the password config.json leaves out) must name
+    the storage the run records; the run's config then opens it with the given URL (in memory only)."""
+    recorded = config.get("storage")
+    if not recorded:
+        raise NasInputError(f"--storage: {run_path} keeps its study in its own {folder.STUDY_FILE}; drop --storage")
+    if not same_storage(given, recorded):
+        raise NasInputError(f"--storage {mask_url(given)} is not the storage of {run_path} ({mask_url(recorded)}); "
+                            f"with --resume, --storage may only give that URL again (with its password)")
+    return {**config, "storage": given}
+
+
 def _check_storage(url: str, new_study: Optional[str] = None) -> None:
     """The RDB storage opens; for a new run, it has no study of that name yet."""
     try:
         names = study_names(url)
     except Exception as exc:  # noqa: BLE001 - sqlalchemy & co raise many kinds
-        raise NasInputError(f"--storage {url!r}: cannot open: {exc}") from None
+        raise NasInputError(f"--storage {mask_url(url)}: cannot open: {storage_error(url, exc)}") from None
     if new_study is not None and new_study in names:
         raise NasInputError(
-            f"--storage {url}: it already holds a study named {new_study!r}; pick another --name "
+            f"--storage {mask_url(url)}: it already holds a study named {new_study!r}; pick another --name "
             f"or --resume the run that owns it"
         )
 
