@@ -268,10 +268,11 @@ def test_same_seed_one_trial_at_a_time_suggests_the_same_architectures(space_fil
 
 def test_candidates_too_large_for_memory_are_rejected_before_training(tmp_path):
     space = tmp_path / "mixed.toml"
-    # width 3,000,000 at 8x8, batch 64: ~25 GB of activations; width 8: a few MB
-    space.write_text(TINY_SPACE.replace("width = [8, 16]", "width = [8, 3000000]"))
+    # width 4096 (nas/limits.py allows no more): a 4096x4096 1x1 conv, ~270 MB with its
+    # gradient and optimizer state; width 8: a few MB
+    space.write_text(TINY_SPACE.replace("width = [8, 16]", "width = [8, 4096]"))
     proc = Search("--space", str(space), "--budget", "3", "--epochs", "1", "--num-cpus", "2",
-                  "--trial-memory", "2000", "--sampler", "random", "--seed", "0", "--out", str(tmp_path),
+                  "--trial-memory", "200", "--sampler", "random", "--seed", "0", "--out", str(tmp_path),
                   "--name", "mem", "--proxy-resolution", "6", *FAST).finish()
     assert proc.returncode == 0, proc.stderr[-3000:]
     trials = _trials(tmp_path / "mem")
@@ -280,10 +281,10 @@ def test_candidates_too_large_for_memory_are_rejected_before_training(tmp_path):
     assert len(trained) == 3
     assert rejected, [t.user_attrs.get("arch") for t in trials]
     for t in rejected:
-        assert "c3000000" in t.user_attrs["arch"]
+        assert "c4096" in t.user_attrs["arch"]
         assert t.user_attrs["fail_reason"].startswith("infeasible: needs ~") and "--trial-memory" in t.user_attrs["fail_reason"]
-        assert t.user_attrs["train_memory_mb"] > 2000 and not t.user_attrs["counted"]
-    assert all(t.user_attrs["train_memory_mb"] <= 2000 for t in trained)
+        assert t.user_attrs["train_memory_mb"] > 200 and not t.user_attrs["counted"]
+    assert all(t.user_attrs["train_memory_mb"] <= 200 for t in trained)
     config = json.loads((tmp_path / "mem" / "config.json").read_text())
-    assert config["constraints"]["trial_memory_mb"] == 2000
+    assert config["constraints"]["trial_memory_mb"] == 200
     assert config["fidelity"]["resolution"] == 6
