@@ -78,6 +78,9 @@ SUPERNET_SETTINGS: dict[str, dict] = {
     # OneShotConfig's defaults: the ground truth's own data, all 50,000 training images at 28x28,
     # scored on its 10,000 held-out ones
     "supernet-full": {"train_size": 0, "val_size": 10000, "resolution": None, "epochs": 1},
+    # the same with OFA's learned kernel transform instead of the centre crop
+    "supernet-full-transform": {"train_size": 0, "val_size": 10000, "resolution": None, "epochs": 1,
+                                "kernel": "transform"},
 }
 
 

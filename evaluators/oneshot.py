@@ -35,6 +35,7 @@ from nas.training import recipe_for
 CONFIG_FILE = "config.json"
 CHECKPOINT_FILE = "supernet.pt"
 FORMAT = "nas.oneshot/1"
+KERNEL_SHARING = ("centre", "transform")
 
 
 @dataclass(frozen=True)
@@ -68,8 +69,13 @@ class OneShotConfig:
     distill: float = 0.5
     seed: int = 0
     calibration_size: int = 2000
+    #: How a k-group takes its kernel from the shared one: ``centre`` (its centre k x k) or
+    #: ``transform`` (OFA's learned kernel transform; see nas.supernet.supernet).
+    kernel: str = "centre"
 
     def __post_init__(self) -> None:
+        if self.kernel not in KERNEL_SHARING:
+            raise NasInputError(f"supernet: kernel must be one of {', '.join(KERNEL_SHARING)}, got {self.kernel!r}")
         for name in ("val_size", "epochs", "batch_size", "calibration_size"):
             if int(getattr(self, name)) < 1:
                 raise NasInputError(f"supernet: {name} must be >= 1, got {getattr(self, name)}")
@@ -116,15 +122,16 @@ def read_config(folder: str | Path) -> tuple[OneShotConfig, dict[str, Any]]:
         raise NasInputError(f"{path}: unreadable: {exc}") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise NasInputError(f"{path}: not a supernet config ({FORMAT})")
-    extra = {k: data.pop(k) for k in list(data) if k in ("complete", "seconds", "train_images")}
+    extra = {k: data.pop(k) for k in list(data) if k in ("complete", "seconds", "train_images", "num_classes", "in_chans")}
     return OneShotConfig.from_dict(data, str(path)), extra
 
 
-def new_supernet(config: OneShotConfig, data: ProxyData) -> Supernet:
+def new_supernet(config: OneShotConfig, num_classes: int, in_chans: int) -> Supernet:
     import nas
 
     torch.manual_seed(config.seed)  # the initial shared weights depend on the seed only
-    return Supernet(nas.load_space(config.space), num_classes=data.num_classes, in_chans=data.in_chans)
+    return Supernet(nas.load_space(config.space), num_classes=num_classes, in_chans=in_chans,
+                    kernel_transform=config.kernel == "transform")
 
 
 def train_supernet(config: OneShotConfig, folder: str | Path, device: str = "auto", threads: int | None = None,
@@ -156,14 +163,15 @@ def train_supernet(config: OneShotConfig, folder: str | Path, device: str = "aut
         data = data or load_data(config)
         _train_here(config, folder, data, device, threads, progress)
     _write_config(folder, config, complete=True, extra={"seconds": round(time.perf_counter() - started, 1),
-                                                          "train_images": len(data.train)})
+                                                          "train_images": len(data.train),
+                                                          "num_classes": data.num_classes, "in_chans": data.in_chans})
     return load_supernet(folder, device)[0]
 
 
 def _train_here(config: OneShotConfig, folder: Path, data: ProxyData, device: str, threads: int | None,
                 progress: Callable | None) -> None:
     """The training loop of one process (one Ray Train worker, or the whole training)."""
-    supernet = new_supernet(config, data)
+    supernet = new_supernet(config, data.num_classes, data.in_chans)
     trainer = SupernetTrainer(supernet, data.train, config.recipe(), Sandwich(config.random_subnets, config.distill),
                               device=device, seed=config.seed, threads=threads, checkpoint=folder / CHECKPOINT_FILE)
     for step in trainer.run():
@@ -179,8 +187,12 @@ def load_supernet(folder: str | Path, device: str = "auto") -> tuple[Supernet, O
     config, extra = read_config(folder)
     if not extra.get("complete"):
         raise NasInputError(f"{folder}: the supernet is not trained to the end yet; run `nas supernet train` again")
-    data = load_data(config)
-    supernet = new_supernet(config, data)
+    if "num_classes" in extra and "in_chans" in extra:  # recorded since; older folders: read the data
+        shape = int(extra["num_classes"]), int(extra["in_chans"])
+    else:
+        data = load_data(config)
+        shape = data.num_classes, data.in_chans
+    supernet = new_supernet(config, *shape)
     try:
         state = torch.load(folder / CHECKPOINT_FILE, map_location=resolve_device(device), weights_only=True)
     except (OSError, RuntimeError) as exc:

@@ -200,3 +200,24 @@ def test_channels_last_and_a_compiled_largest_subnet_compute_the_eager_result(ti
     for (name, a), (_, b) in zip(supernet.shared.items(), twin.shared.items()):
         if a.grad is not None:
             torch.testing.assert_close(b.grad, a.grad, rtol=1e-3, atol=1e-5, msg=name)
+
+
+def test_kernel_transform_subnet_is_the_scored_network_and_its_transforms_learn(tiny, digits):
+    torch.manual_seed(0)
+    supernet = Supernet(tiny, kernel_transform=True)
+    transforms = [k for k in supernet.shared if "__t" in k]
+    assert transforms and all(torch.equal(supernet.shared[k], torch.eye(9)) for k in transforms)  # 3x3 of a 5x5
+    rng = random.Random(1)
+    arch = next(a for a in (supernet.sample(rng) for _ in range(50)) if any(len(b.kernels) > 1 for b in a.blocks()))
+    x = torch.randn(5, 1, 8, 8)
+    supernet.train()
+    torch.nn.functional.cross_entropy(supernet(x, arch), torch.arange(5)).backward()
+    assert any(supernet.shared[k].grad is not None and supernet.shared[k].grad.abs().sum() > 0 for k in transforms)
+    with torch.no_grad():
+        for k in transforms:
+            supernet.shared[k].add_(0.05 * torch.randn(9, 9))
+    supernet.eval()
+    torch.testing.assert_close(supernet.subnet(arch).eval()(x), supernet(x, arch), rtol=1e-5, atol=1e-6)
+    plain = Supernet(tiny)
+    plain.load_state_dict({k: v for k, v in supernet.state_dict().items() if "__t" not in k})
+    assert not torch.allclose(plain.eval()(x, arch), supernet(x, arch))  # the transform is used

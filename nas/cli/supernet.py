@@ -34,6 +34,8 @@ def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> ar
     train.add_argument("--lr", type=float, default=d.lr, help="per 256 images")
     train.add_argument("--random-subnets", type=int, default=d.random_subnets, help="random subnets per step, besides the largest and smallest")
     train.add_argument("--distill", type=float, default=d.distill, help="weight of in-place distillation for the non-largest subnets (0..1)")
+    train.add_argument("--kernel", choices=("centre", "transform"), default=d.kernel,
+                       help="a k-group's kernel: the centre of the shared one, or OFA's learned transform of it")
     train.add_argument("--seed", type=int, default=d.seed)
     train.add_argument("--device", default="auto")
     train.add_argument("--threads", type=int, help="torch threads (per worker with --workers; default: torch's, 1 per worker)")
@@ -57,7 +59,7 @@ def run_train(args: argparse.Namespace) -> int:
     config = OneShotConfig(space=args.space, dataset=args.dataset, data_dir=args.data_dir, train_size=args.train_size,
                            val_size=args.val_size, resolution=args.resolution or None, epochs=args.epochs,
                            batch_size=args.batch_size, lr=args.lr, random_subnets=args.random_subnets,
-                           distill=args.distill, seed=args.seed)
+                           distill=args.distill, seed=args.seed, kernel=args.kernel)
     out = args.out or Path("results") / f"supernet-{Path(args.space).stem}"
     if args.workers < 1:
         raise NasInputError(f"--workers must be >= 1, got {args.workers}")

@@ -15,7 +15,9 @@ How each choice shares (OFA / BigNAS-style):
 - depth: block ``j`` of a stage always uses the weights of position ``j`` (the first d blocks);
 - kernel groups: one depthwise kernel per channel at the largest size the position allows;
   the partition decides which channels fall in which group, and a channel in a k-group uses
-  the centre k x k of its kernel;
+  the centre k x k of its kernel, or with ``kernel_transform=True`` (Once-for-All's elastic
+  kernel) that centre passed through a learned (k*k x k*k) matrix per position and size,
+  chained from the largest size down (7x7 -> 5x5 -> 3x3), each matrix starting as identity;
 - activation, padding mode, dilation and downsampling: switches without weights of their own
   (their shapes never differ);
 - block type (``ir`` / ``ds``), the 1x1 convs' groups and whether a head conv exists are
@@ -95,8 +97,9 @@ class Supernet(nn.Module):
     """
 
     def __init__(self, space: Space, num_classes: int = 10, in_chans: int | None = None,
-                 channels_last: bool = False) -> None:
+                 channels_last: bool = False, kernel_transform: bool = False) -> None:
         super().__init__()
+        self.kernel_transform = bool(kernel_transform)
         #: Run subnets in ``torch.channels_last``: the 4-D views are copied into that format each
         #: forward (a view of a shared tensor is never dense in it), which the depthwise convs'
         #: backward needs to be fast on CPU (``benchmarks/bench_supernet_throughput.py``).
@@ -105,8 +108,13 @@ class Supernet(nn.Module):
         self.num_classes = int(num_classes)
         self.in_chans = int(in_chans or space.input_channels)
         self.shared = nn.ParameterDict()
+        self._kernel_sizes: dict[str, tuple[int, ...]] = {}  # dw slot -> the sizes its groups take
         for slot, tensor in self._full_size_tensors().items():
             self.shared[_key(slot)] = nn.Parameter(tensor)
+        if self.kernel_transform:
+            for slot, sizes in self._kernel_sizes.items():
+                for k in sizes[:-1]:  # the largest is the shared kernel itself
+                    self.shared[_key(f"{slot}.t{k}")] = nn.Parameter(torch.eye(k * k))
         self._skeletons: OrderedDict[str, tuple[NasNet, dict[str, tuple[str, Slicer]]]] = OrderedDict()
         self._compiled: dict[str, Callable] = {}
         self._compiled_ok: set[str] = set()
@@ -130,9 +138,11 @@ class Supernet(nn.Module):
             for j in range(max(stage.depth)):
                 choices = stage.first if j == 0 else stage.rest
                 in_max = max(previous) if j == 0 else max(stage.width)
+                sizes = tuple(sorted({k for group in choices.kernels for k in group}))
                 for block in self._full_size_blocks(choices, max(stage.width), stage.stride if j == 0 else 1):
                     module = create_block(block, in_max)
                     take(f"s{i}.b{j}.{_block_signature(block)}.", module)
+                    self._kernel_sizes[f"s{i}.b{j}.{_block_signature(block)}.conv_dw"] = sizes
             previous = list(stage.width)
         last = max(previous)
         head = max(spec.head.channels)
@@ -173,7 +183,7 @@ class Supernet(nn.Module):
         for name, p in skeleton.named_parameters():
             slot = _slot(arch, name)
             if slot.endswith(".conv_dw"):
-                binding[name] = (slot, self._dw_slicer(modules, name, p))
+                binding[name] = (slot, self._dw_slicer(modules, name, p, slot))
             else:
                 binding[name] = (slot, _leading(p.shape))
             shared = self.shared[_key(slot)] if _key(slot) in self.shared else None
@@ -185,9 +195,9 @@ class Supernet(nn.Module):
             self._skeletons.popitem(last=False)
         return skeleton, binding
 
-    @staticmethod
-    def _dw_slicer(modules: dict[str, nn.Module], name: str, p: torch.Tensor) -> Slicer:
-        """A depthwise group's channels and centre kernel within the position's shared kernel."""
+    def _dw_slicer(self, modules: dict[str, nn.Module], name: str, p: torch.Tensor, slot: str) -> Slicer:
+        """A depthwise group's channels and centre kernel within the position's shared kernel
+        (through the position's kernel transforms, when the supernet has them)."""
         parts = name.split(".")
         owner = modules[".".join(parts[: parts.index("conv_dw") + 1])]
         if isinstance(owner, MixConv2d):
@@ -196,7 +206,19 @@ class Supernet(nn.Module):
             channels = slice(start, start + owner.out_splits[group])
         else:
             channels = slice(0, p.shape[0])
-        return _centre(channels, p.shape[-1])
+        if not self.kernel_transform or p.shape[-1] == max(self._kernel_sizes[slot]):
+            return _centre(channels, p.shape[-1])
+        steps = [k for k in reversed(self._kernel_sizes[slot]) if k >= p.shape[-1]][1:]  # e.g. 5, 3 below 7
+        transforms = [self.shared[_key(f"{slot}.t{k}")] for k in steps]
+
+        def view(shared: torch.Tensor) -> torch.Tensor:
+            kernel = shared[channels]
+            for k, matrix in zip(steps, transforms):
+                kernel = _centre(slice(None), k)(kernel)
+                kernel = (kernel.reshape(-1, 1, k * k) @ matrix).reshape(-1, 1, k, k)
+            return kernel
+
+        return view
 
     def views(self, arch: Arch | str) -> tuple[NasNet, dict[str, torch.Tensor]]:
         """The skeleton of ``arch`` and its parameters as views of the shared weights."""
@@ -252,6 +274,8 @@ class Supernet(nn.Module):
     def absorb(self, arch: Arch | str, model: nn.Module) -> None:
         """Write a trained ``nas.build(arch)`` module's weights into the shared tensors it maps to
         (the inverse of :meth:`subnet`; e.g. to start a supernet from a pretrained network)."""
+        if self.kernel_transform:
+            raise NasInputError("absorb: a supernet with kernel transforms has no inverse for its smaller kernels")
         _, params = self.views(arch)
         own = dict(model.named_parameters())
         for name, view in params.items():
