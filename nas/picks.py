@@ -143,10 +143,10 @@ def tier_bounds(mflops: Iterable[float], n: int = 3) -> list[float]:
 
 
 def describe_bound(bound: float, mflops: float | None) -> str:
-    """``<= 3.54`` for a pick at or under its MFLOPs bound; ``3.54 (nearest above)`` for a tier
+    """``<= 3.54`` for a pick at or under its MFLOPs bound; ``nearest above 3.54`` for a tier
     pick that had to go above it to stay a network of its own."""
     if mflops is not None and _finite(mflops) and float(mflops) > bound * (1 + 1e-9):
-        return f"{bound:.3g} (nearest above)"
+        return f"nearest above {bound:.3g}"
     return f"<= {bound:.3g}"
 
 

@@ -70,7 +70,7 @@ def test_a_gap_above_the_m_bound_still_gives_three_networks():
     _assert_three_networks_in_cost_order(s, m, l)
     assert (s.number, m.number, l.number) == (135, 60, 68)  # m: the nearest network above its bound
     assert m.bound == pytest.approx(3.538, abs=1e-3)
-    assert describe_bound(m.bound, m.mflops) == "3.54 (nearest above)"
+    assert describe_bound(m.bound, m.mflops) == "nearest above 3.54"
     assert describe_bound(s.bound, s.mflops) == "<= 2.87"
     (m_alone,) = pick_tiers(df, ["m"])  # a subset picks what the full selection picks
     assert m_alone.number == 60
