@@ -26,8 +26,9 @@ search's ``ProxyConfig()``, 2000 images x 9 epochs at 14x14; ``proxy-short``: 20
 and the one-shot ``supernet`` (one supernet of ``mdconv`` trained with the sandwich rule on
 20,000 images x 2 epochs at 14x14, every genotype scored by inherited weights after BN
 recalibration; ``supernet-short``: 10,000 images x 1 epoch; ``supernet-long``: 40,000 x 2; these
-three score on 2,000 held-out images; ``supernet-full``: ``OneShotConfig()``, all 50,000 images x 1
-epoch at 28x28, scored on the ground truth's 10,000 held-out images). Any other predictor plugs in as
+three score on 2,000 held-out images; ``supernet-full``: all 50,000 images x 1 epoch at 28x28, scored on
+the ground truth's 10,000 held-out images; ``supernet-full-transform``: the same with OFA's
+kernel transform, ``OneShotConfig()``). Any other predictor plugs in as
 ``--predictor NAME=module:function``, where ``function(genotypes: list[str]) -> list[float]``
 (e.g. ``evaluators.oneshot:fidelity_scores`` with its defaults). Scores are cached per predictor in
 ``benchmarks/ground_truth/predictions/NAME.csv`` (committed: small), so a later run pays only
@@ -72,13 +73,13 @@ PROXY_SETTINGS: dict[str, dict] = {
 }
 #: The one-shot predictor's settings (evaluators.oneshot.OneShotConfig field changes).
 SUPERNET_SETTINGS: dict[str, dict] = {
-    "supernet": {"train_size": 20000, "epochs": 2, "resolution": 14, "val_size": 2000},
-    "supernet-short": {"train_size": 10000, "epochs": 1, "resolution": 14, "val_size": 2000},
-    "supernet-long": {"train_size": 40000, "epochs": 2, "resolution": 14, "val_size": 2000},
-    # OneShotConfig's defaults: the ground truth's own data, all 50,000 training images at 28x28,
+    "supernet": {"train_size": 20000, "epochs": 2, "resolution": 14, "val_size": 2000, "kernel": "centre"},
+    "supernet-short": {"train_size": 10000, "epochs": 1, "resolution": 14, "val_size": 2000, "kernel": "centre"},
+    "supernet-long": {"train_size": 40000, "epochs": 2, "resolution": 14, "val_size": 2000, "kernel": "centre"},
+    # the ground truth's own data, all 50,000 training images at 28x28,
     # scored on its 10,000 held-out ones
-    "supernet-full": {"train_size": 0, "val_size": 10000, "resolution": None, "epochs": 1},
-    # the same with OFA's learned kernel transform instead of the centre crop
+    "supernet-full": {"train_size": 0, "val_size": 10000, "resolution": None, "epochs": 1, "kernel": "centre"},
+    # the same with OFA's learned kernel transform instead of the centre crop (OneShotConfig())
     "supernet-full-transform": {"train_size": 0, "val_size": 10000, "resolution": None, "epochs": 1,
                                 "kernel": "transform"},
 }
