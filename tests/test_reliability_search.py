@@ -116,9 +116,26 @@ def _snapshot_trials(run_path: Path):
 # --------------------------------------------------------------------------- 2. SIGKILL + resume
 
 
-def test_sigkill_mid_trial_then_resume_reaches_budget(space_file, tmp_path):
+def assert_resumed_to_budget(finished_before: dict, after: list, budget: int) -> None:
+    """A killed-then-resumed study: unique trial numbers, exactly ``budget`` counted, none left
+    RUNNING, every trial finished before the kill unchanged, the killed one marked interrupted
+    and not counted."""
     from nas.search.searcher import counts_against_budget
 
+    numbers = [t.number for t in after]
+    assert len(numbers) == len(set(numbers))
+    assert sum(counts_against_budget(t) for t in after) == budget
+    assert not [t for t in after if t.state.name == "RUNNING"]
+    by_number = {t.number: t for t in after}
+    for number, old in finished_before.items():
+        new = by_number[number]
+        assert (new.state, new.values, new.user_attrs.get("arch"), new.user_attrs.get("fidelity")) == \
+            (old.state, old.values, old.user_attrs.get("arch"), old.user_attrs.get("fidelity"))
+    interrupted = [t for t in after if t.user_attrs.get("fail_reason") == "interrupted"]
+    assert interrupted and not any(t.user_attrs.get("counted") for t in interrupted)
+
+
+def test_sigkill_mid_trial_then_resume_reaches_budget(space_file, tmp_path):
     budget = 5
     run_path = tmp_path / "killed"
     with Search("--space", str(space_file), "--budget", str(budget), "--epochs", "8", "--num-cpus", "1",
@@ -145,17 +162,7 @@ def test_sigkill_mid_trial_then_resume_reaches_budget(space_file, tmp_path):
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "Traceback" not in resumed.stderr
     after = _trials(run_path)
-    numbers = [t.number for t in after]
-    assert len(numbers) == len(set(numbers))
-    assert sum(counts_against_budget(t) for t in after) == budget
-    assert not [t for t in after if t.state.name == "RUNNING"]
-    by_number = {t.number: t for t in after}
-    for number, old in finished_before.items():
-        new = by_number[number]
-        assert (new.state, new.values, new.user_attrs.get("arch"), new.user_attrs.get("fidelity")) == \
-            (old.state, old.values, old.user_attrs.get("arch"), old.user_attrs.get("fidelity"))
-    interrupted = [t for t in after if t.user_attrs.get("fail_reason") == "interrupted"]
-    assert interrupted and not any(t.user_attrs.get("counted") for t in interrupted)
+    assert_resumed_to_budget(finished_before, after, budget)
     # the architectures trained in the resumed session are new trial numbers, each trained once
     csv = (run_path / "trials.csv").read_text().splitlines()
     assert len(csv) - 1 == len(after)

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from test_reliability_search import FAST, Search, _kill_session
+from test_reliability_search import FAST, Search, _kill_session, assert_resumed_to_budget
 from test_search_e2e import TINY_SPACE, _env, nas_cmd, run_nas
 
 
@@ -130,8 +130,6 @@ def test_unusable_postgres_storage_exits_2_without_showing_the_password(postgres
 
 @pytest.mark.slow
 def test_sigkill_mid_search_then_resume_on_postgres(postgres, space_file, tmp_path):
-    from nas.search.searcher import counts_against_budget
-
     budget = 5
     url = postgres.create_database("killed")
     run_path = tmp_path / "killed"
@@ -177,17 +175,7 @@ def test_sigkill_mid_search_then_resume_on_postgres(postgres, space_file, tmp_pa
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "Traceback" not in resumed.stderr
     after = _study_trials(url, "killed")
-    numbers = [t.number for t in after]
-    assert len(numbers) == len(set(numbers))
-    assert sum(counts_against_budget(t) for t in after) == budget
-    assert not [t for t in after if t.state.name == "RUNNING"]
-    by_number = {t.number: t for t in after}
-    for number, old in finished_before.items():
-        new = by_number[number]
-        assert (new.state, new.values, new.user_attrs.get("arch"), new.user_attrs.get("fidelity")) == \
-            (old.state, old.values, old.user_attrs.get("arch"), old.user_attrs.get("fidelity"))
-    interrupted = [t for t in after if t.user_attrs.get("fail_reason") == "interrupted"]
-    assert interrupted and not any(t.user_attrs.get("counted") for t in interrupted)
+    assert_resumed_to_budget(finished_before, after, budget)
     config = json.loads((run_path / "config.json").read_text())
     assert len(config["resumes"]) == 1 and config["storage"] == postgres.url("killed", password=False)
     assert len((run_path / "trials.csv").read_text().splitlines()) - 1 == len(after)

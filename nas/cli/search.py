@@ -140,21 +140,22 @@ def settings_from(args: argparse.Namespace):
     if args.sampler is not None:
         values["sampler"] = args.sampler.lower()
     if not args.resume:  # a resumed run's fidelity is its config.json's
-        supernet = supernet_folder(args)
+        supernet, config = supernet_folder(args)
         options = {"epochs": args.epochs, "val_size": args.val_size, "resolution": args.proxy_resolution,
-                   **(one_shot_defaults(args, supernet) if supernet else {})}
+                   **(one_shot_defaults(args, config) if supernet else {})}
         values["fidelity"] = Fidelity.from_options(
             min_epochs=args.min_epochs, eta=args.eta, train_size=args.train_size, batch_size=args.batch_size,
             lr=args.lr, promotion=args.promotion, supernet=supernet, **options)
     return SearchSettings(download=args.download, verbose=args.verbose, **values)
 
 
-def supernet_folder(args: argparse.Namespace) -> str | None:
-    """The trained supernet a one-shot search scores with (trained here first when missing)."""
+def supernet_folder(args: argparse.Namespace):
+    """(the trained supernet folder a one-shot search scores with, its OneShotConfig), trained
+    here first when missing; (None, None) for a scratch search."""
     if args.supernet is not None and args.proxy != "supernet":
         raise NasInputError("--supernet needs --proxy supernet")
     if args.proxy != "supernet":
-        return None
+        return None, None
     from evaluators.oneshot import OneShotConfig, read_config, train_supernet
 
     space = args.space or "mdconv"
@@ -172,17 +173,14 @@ def supernet_folder(args: argparse.Namespace) -> str | None:
     if args.proxy_resolution is not None and args.proxy_resolution != (config.resolution or 0):
         raise NasInputError(f"--supernet {folder}: trained at resolution {config.resolution or 'full'}, "
                             f"--proxy-resolution {args.proxy_resolution} would score at another; drop it")
-    return str(folder.resolve())
+    return str(folder.resolve()), config
 
 
-def one_shot_defaults(args: argparse.Namespace, folder: str) -> dict:
+def one_shot_defaults(args: argparse.Namespace, config) -> dict:
     """The fidelity options a one-shot search takes from its supernet when not given: its
     resolution and held-out images (a candidate is scored where the supernet was), and one
     epoch: the inherited score alone, since fine-tuning at full size costs what scratch
     training does (give --epochs to fine-tune the better candidates by successive halving)."""
-    from evaluators.oneshot import read_config
-
-    config = read_config(folder)[0]
     return {"resolution": config.resolution or 0,
             "val_size": args.val_size if args.val_size is not None else config.val_size,
             "epochs": args.epochs if args.epochs is not None else 1}

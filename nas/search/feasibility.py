@@ -22,6 +22,8 @@ def check_space(space: Any, samples: int = 8, seconds: float = 10.0) -> None:
     sampled candidates print and parse back to themselves (so the search can read its own
     genotypes) and build on the meta device at the space's input size (nothing allocated).
     At least one sample, then as many as ``seconds`` allow."""
+    import torch
+
     from nas.builder import build
     from nas.errors import GenotypeError
     from nas.genotype import Arch
@@ -41,8 +43,6 @@ def check_space(space: Any, samples: int = 8, seconds: float = 10.0) -> None:
         if not same:
             raise NasInputError(f"space {space.name!r}: its sample {seed} does not parse back to itself: {text}")
         try:
-            import torch
-
             with torch.device("meta"):
                 build(arch, in_chans=space.input_channels)(torch.empty(1, space.input_channels, h, w))
         except (RuntimeError, ValueError) as exc:

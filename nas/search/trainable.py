@@ -15,6 +15,7 @@ and recorded by the searcher as failed too.
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 import traceback
@@ -106,18 +107,25 @@ def release_memory() -> None:
     blocks: measured on mdconv one-shot trials, a worker's resident memory after each trial
     went 488 -> 709 MB over 12 trials without this and 267 -> 329 MB with it
     (BENCHMARKS.md, "Worker memory")."""
-    import ctypes
-    import ctypes.util
     import gc
 
     gc.collect()
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
+@functools.lru_cache(maxsize=1)
+def _malloc_trim():
+    """glibc's ``malloc_trim``, looked up once per process; None elsewhere (macOS, musl)."""
+    import ctypes
+    import ctypes.util
+
     name = ctypes.util.find_library("c")
     try:
-        libc = ctypes.CDLL(name) if name else None
-        if libc is not None and hasattr(libc, "malloc_trim"):
-            libc.malloc_trim(0)
-    except OSError:  # not glibc (macOS, musl): nothing to trim
-        pass
+        return getattr(ctypes.CDLL(name), "malloc_trim", None) if name else None
+    except OSError:
+        return None
 
 
 def _epochs(spec: TrialSpec, arch: str, data: Any, threads: int):
