@@ -83,7 +83,9 @@ DEFAULT_EPOCHS = 3
 
 BANDS = (2.0, 4.0, 8.0, 16.0)
 TOLERANCE = 0.10
-PER_BAND = 8
+PER_BAND = 16
+#: The band's first genotypes, before the ground truth grew to PER_BAND: their rows came first.
+FIRST_PER_BAND = 8
 POOL = 40  # accepted draws per band before the weighted choice of PER_BAND
 MAX_DRAWS = 2500
 SELECT_SEED = 2026
@@ -97,6 +99,8 @@ COST_ORDER = {"ds": 0, "ir": 1}
 NOISE_GENOTYPES_PER_BAND = 2
 NOISE_SEEDS = (1, 2)
 CEILING_SEED = 1
+#: Every band genotype is trained with these seeds; the truth is their mean.
+BAND_SEEDS = (0, 1)
 BASELINES = ("mobilenetv2-3x3", "mixnet-s")
 FRONT_RUN = ROOT / "results" / "reference"
 
@@ -205,18 +209,27 @@ def select(args) -> None:
     def add(row: dict, role: str, seed: int) -> None:
         jobs.append({**row, "role": row.get("role") or role, "seed": seed, "job": job_id(row["genotype"], seed)})
 
-    # Order = run order, so that a table stopped at any point is as useful as it can be:
-    # round-robin over the bands (dearest first: the 16-MFLOPs rows cost most), each band
-    # genotype once and, in the ceiling band, twice; then the front and the baselines;
-    # then the noise seeds.
+    # Order = run order, so that a table stopped at any point is as useful as it can be.
+    # The first part is the table as it was before it grew (its rows stay valid): round-robin
+    # over the bands (dearest first), each of the first FIRST_PER_BAND genotypes once and, in
+    # the ceiling band, twice; then the front and the baselines; then the noise seeds.
     ceiling = min(BANDS)
-    for k in range(PER_BAND):
+    for k in range(FIRST_PER_BAND):
         for centre in sorted(BANDS, reverse=True):
             add(bands[centre][k], "band", 0)
             if centre == ceiling:
                 add(bands[centre][k], "band", CEILING_SEED)
     for row in extra_genotypes():
         add(row, row["role"], 0)
+    # The growth: every band genotype with every BAND_SEEDS seed (the second seed of the first
+    # genotypes first, then the new genotypes, both seeds together), round-robin over the
+    # bands, cheapest first so that a stopped table has the most genotypes per CPU hour.
+    # The noise seeds not yet covered come last.
+    for k in range(PER_BAND):
+        for centre in sorted(BANDS):
+            for seed in BAND_SEEDS:
+                if not any(j["job"] == job_id(bands[centre][k]["genotype"], seed) for j in jobs):
+                    add(bands[centre][k], "band", seed)
     for centre in BANDS:
         for row in bands[centre][:NOISE_GENOTYPES_PER_BAND]:
             for seed in NOISE_SEEDS:
