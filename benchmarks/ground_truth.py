@@ -412,7 +412,7 @@ def train_job(job: dict, settings: Reference, data, work: Path = WORK) -> dict:
         "seconds": f"{seconds:.1f}",
         "cpu_seconds": f"{time.process_time() - cpu0:.1f}",
         "threads": settings.threads,
-        "images_per_s": f"{settings.epochs * trainer.steps_per_epoch * trainer.batch_size / max(seconds, 1e-9):.0f}",
+        "images_per_s": f"{settings.epochs * trainer.setup.steps_per_epoch * trainer.setup.batch_size / max(seconds, 1e-9):.0f}",
         "machine": machine(),
         "commit": commit_id(),
         "torch": torch.__version__,

@@ -30,7 +30,7 @@ from nas.errors import NasInputError
 from nas.supernet import Supernet
 from nas.supernet.scoring import score
 from nas.supernet.training import Sandwich, SupernetTrainer, print_progress
-from nas.training import recipe_for
+from nas.training import TrainingDiverged, recipe_for
 
 CONFIG_FILE = "config.json"
 CHECKPOINT_FILE = "supernet.pt"
@@ -176,9 +176,12 @@ def _train_here(config: OneShotConfig, folder: Path, data: ProxyData, device: st
     supernet = new_supernet(config, data.num_classes, data.in_chans)
     trainer = SupernetTrainer(supernet, data.train, config.recipe(), Sandwich(config.random_subnets, config.distill),
                               device=device, seed=config.seed, threads=threads, checkpoint=folder / CHECKPOINT_FILE)
-    for step in trainer.run():
-        if progress is not None and trainer.rank == 0:
-            progress(step)
+    try:
+        for step in trainer.run():
+            if progress is not None and trainer.rank == 0:
+                progress(step)
+    except TrainingDiverged as exc:
+        raise NasInputError(f"supernet {exc}; try a smaller lr") from None
 
 
 def load_supernet(folder: str | Path, device: str = "auto") -> tuple[Supernet, OneShotConfig]:

@@ -178,8 +178,8 @@ def _train(pick: Pick, arch: str, folder: Path, dataset, recipe, options: Retrai
                       threads=options.threads, checkpoint=ckpt)
     done = trainer.epoch
     log(f"[{pick.name}] {arch}")
-    log(f"[{pick.name}] {len(dataset.train)} train images, {recipe.epochs} epochs x {trainer.steps_per_epoch} "
-        f"steps of {trainer.batch_size} on {trainer.device}"
+    log(f"[{pick.name}] {len(dataset.train)} train images, {recipe.epochs} epochs x {trainer.setup.steps_per_epoch} "
+        f"steps of {trainer.setup.batch_size} on {trainer.device}"
         + (f"; resuming after epoch {done}" if resumed and done else ""))
     started = time.perf_counter()
     try:

@@ -15,7 +15,7 @@ from nas.space import builtin_names, load_space
 from nas.supernet import Supernet
 from nas.supernet.scoring import recalibrate, score
 from nas.supernet.training import Sandwich, SupernetTrainer
-from nas.training import recipe_for
+from nas.training import TrainingDiverged, recipe_for
 
 torch.set_num_threads(1)
 
@@ -146,13 +146,23 @@ def _train(space, digits, steps, checkpoint=None, every=3):
 
 def test_a_stopped_training_resumes_to_the_same_weights(tiny, digits, tmp_path):
     whole, trainer = _train(tiny, digits, steps=10**9)
-    assert trainer.step == trainer.total_steps == 8
+    assert trainer.step == trainer.setup.total_steps == 8
     ckpt = tmp_path / "supernet.pt"
     _train(tiny, digits, steps=3, checkpoint=ckpt)  # stopped after the step-3 checkpoint
     resumed, again = _train(tiny, digits, steps=10**9, checkpoint=ckpt)
     assert again.step == 8
     for key, value in whole.shared.items():
         torch.testing.assert_close(resumed.shared[key], value, rtol=0, atol=0)
+
+
+def test_a_diverged_supernet_training_raises_the_training_error(tiny, digits):
+    train, _ = digits
+    recipe = recipe_for("digits", epochs=1, batch_size=64, lr=1e12, label_smoothing=0.0)
+    torch.manual_seed(0)
+    trainer = SupernetTrainer(Supernet(tiny, num_classes=10), train.subset(torch.arange(256)), recipe,
+                              Sandwich(random_subnets=0), device="cpu", seed=0)
+    with pytest.raises(TrainingDiverged, match="training diverged: loss .* at epoch 1, step"):
+        list(trainer.run())
 
 
 def test_recalibration_gives_exact_batch_statistics(tiny, digits):

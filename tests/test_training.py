@@ -13,10 +13,10 @@ from nas.data import load_dataset, split_train_val
 from nas.training import (
     EpochResult,
     Recipe,
+    Trainer,
     TrainingDiverged,
     augment_batch,
     evaluate,
-    fit,
     recipe_for,
     train_epochs,
 )
@@ -47,6 +47,15 @@ def tiny_net(width: int = 16, dropout: float = 0.0) -> nn.Module:
         nn.Dropout(dropout),
         nn.Linear(width, 10),
     )
+
+
+def fit(model, train, val, recipe, device, seed, on_epoch=None, checkpoint=None, memory_format="auto"):
+    """Train to the end; every epoch's result (restored ones included). ``on_epoch`` sees each new one."""
+    trainer = Trainer(model, train, val, recipe, device, seed, checkpoint=checkpoint, memory_format=memory_format)
+    for result in trainer.epochs():
+        if on_epoch is not None:
+            on_epoch(result)
+    return list(trainer.history)
 
 
 FAST = recipe_for("digits", epochs=3, batch_size=32, optimizer="adamw", lr=0.2, weight_decay=0.01, warmup_epochs=0.2)

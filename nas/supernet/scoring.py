@@ -13,7 +13,7 @@ import torch.nn as nn
 from nas.data.base import TensorSplit
 from nas.genotype import Arch
 from nas.supernet.supernet import Supernet
-from nas.training import EvalResult, _Normalizer, evaluate, resolve_device, use_channels_last
+from nas.training.batches import EvalResult, Normalizer, evaluate, resolve_device, use_channels_last
 
 
 @torch.no_grad()
@@ -27,7 +27,7 @@ def recalibrate(model: nn.Module, images: TensorSplit, device: str | torch.devic
     for bn in norms:
         bn.reset_running_stats()
         bn.momentum = None  # cumulative average over all calibration batches
-    normalize = _Normalizer(images, dev, cl)
+    normalize = Normalizer(images, dev, cl)
     model.train()
     x = images.images.to(dev)
     for start in range(0, len(images), batch_size):

@@ -2,9 +2,10 @@
 
 Every step trains, on the same batch, the largest subnet (on the labels), the smallest and
 ``random_subnets`` uniformly drawn ones (each on the largest one's soft predictions), and
-takes one optimiser step on the summed gradients of the shared weights. The optimiser,
-schedule, augmentation and normalisation are :mod:`nas.training`'s, from a
-:class:`nas.training.Recipe`.
+takes one optimiser step on the summed gradients of the shared weights. The batches,
+optimiser, schedule and mixed precision are :class:`nas.training.optim.TrainingSetup`'s (the
+same setup as a model's training), augmentation and normalisation :mod:`nas.training.batches`',
+from a :class:`nas.training.Recipe`.
 
 Everything random is a function of ``(seed, epoch)`` or ``(seed, step)``: the batch order of
 an epoch, a step's augmentation and its subnets. So a checkpoint needs no RNG state, and a
@@ -29,17 +30,9 @@ from nas.data.base import TensorSplit
 from nas.errors import NasInputError
 from nas.genotype import Arch
 from nas.supernet.supernet import Supernet
-from nas.training import (
-    Recipe,
-    _make_optimizer,
-    _Normalizer,
-    _WarmupCosine,
-    _amp_dtype,
-    augment_batch,
-    default_crop_padding,
-    resolve_device,
-    use_channels_last,
-)
+from nas.training.batches import Normalizer, augment_batch, resolve_device, use_channels_last
+from nas.training.optim import TrainingSetup, raise_if_diverged
+from nas.training.recipe import Recipe
 
 CHECKPOINT_FORMAT = "nas.supernet/1"
 #: ``compile_largest=None`` compiles the largest subnet (the teacher, most of every step's work)
@@ -88,7 +81,9 @@ class SupernetTrainer:
     """Trains ``supernet`` on ``train``; :meth:`run` yields progress every ``report_every`` steps.
 
     ``checkpoint``: written every ``checkpoint_every`` steps and at the end of each epoch
-    (atomically); if it exists at the start, training resumes from it.
+    (atomically); if it exists at the start, training resumes from it. ``setup``: the batches,
+    mixed precision, optimiser and schedule. A NaN or infinite loss raises
+    :class:`nas.training.TrainingDiverged`.
     """
 
     def __init__(self, supernet: Supernet, train: TensorSplit, recipe: Recipe, sandwich: Sandwich = Sandwich(),
@@ -105,17 +100,9 @@ class SupernetTrainer:
         self.world = torch.distributed.get_world_size() if distributed else 1
         supernet.to(self.device)
         supernet.channels_last = use_channels_last(self.device, memory_format)
-        self.batch_size = min(recipe.batch_size, len(train))
-        self.steps_per_epoch = max(1, len(train) // self.batch_size)
-        self.total_steps = recipe.epochs * self.steps_per_epoch
-        self.padding = recipe.crop_padding if recipe.crop_padding is not None else default_crop_padding(train.image_size)
-        self.amp_dtype = _amp_dtype(self.device, recipe)  # CUDA: bf16 where supported, else fp16 + scaler
-        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
-        self.optimizer = _make_optimizer(supernet, recipe)
-        warmup = min(int(round(recipe.warmup_epochs * self.steps_per_epoch)), self.total_steps - 1)
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, _WarmupCosine(self.total_steps, max(0, warmup), recipe.min_lr_ratio))
+        self.setup = TrainingSetup.create(supernet, train, recipe, self.device)
         self.largest, self.smallest = supernet.largest(), supernet.smallest()
-        if compile_largest if compile_largest is not None else self.total_steps >= COMPILE_MIN_STEPS:
+        if compile_largest if compile_largest is not None else self.setup.total_steps >= COMPILE_MIN_STEPS:
             supernet.compile_subnet(self.largest)
         self.checkpoint = Path(checkpoint) if checkpoint is not None else None
         self.checkpoint_every = int(checkpoint_every)
@@ -134,8 +121,7 @@ class SupernetTrainer:
             return
         self.checkpoint.parent.mkdir(parents=True, exist_ok=True)
         state = {"format": CHECKPOINT_FORMAT, "step": self.step, "settings": self._settings(),
-                 "shared": self.supernet.state_dict(), "optimizer": self.optimizer.state_dict(),
-                 "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict()}
+                 "shared": self.supernet.state_dict(), **self.setup.state_dict()}
         with atomic_target(self.checkpoint) as tmp:
             torch.save(state, tmp)
 
@@ -150,9 +136,7 @@ class SupernetTrainer:
             raise NasInputError(f"{self.checkpoint}: written with other settings (space, recipe, sandwich, seed "
                                 f"or data); remove it to start over")
         self.supernet.load_state_dict(state["shared"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
-        self.scaler.load_state_dict(state["scaler"])
+        self.setup.load_state_dict(state)
         self.step = int(state["step"])
 
     # ------------------------------------------------------------ training
@@ -163,12 +147,12 @@ class SupernetTrainer:
         return [self.largest, self.smallest] + [self.supernet.sample(rng) for _ in range(self.sandwich.random_subnets)]
 
     def _train_step(self, images: torch.Tensor, labels: torch.Tensor, step: int) -> float:
-        smoothing = self.recipe.label_smoothing
-        self.optimizer.zero_grad(set_to_none=True)
+        smoothing, setup = self.recipe.label_smoothing, self.setup
+        setup.optimizer.zero_grad(set_to_none=True)
         teacher = None
         total = 0.0
         for i, arch in enumerate(self.archs(step)):
-            with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
+            with torch.autocast(self.device.type, dtype=setup.amp_dtype, enabled=setup.amp_dtype is not None):
                 logits = self.supernet(images, arch).float()
             hard = F.cross_entropy(logits, labels, label_smoothing=smoothing)
             if i == 0:
@@ -176,15 +160,13 @@ class SupernetTrainer:
             else:
                 soft = F.kl_div(logits.log_softmax(1), teacher, reduction="batchmean")
                 loss = self.sandwich.distill * soft + (1.0 - self.sandwich.distill) * hard
-            if not torch.isfinite(loss):
-                raise NasInputError(f"supernet training diverged at step {step} (loss {float(loss)}); try a smaller lr")
-            self.scaler.scale(loss).backward()
+            epoch, within = divmod(step, setup.steps_per_epoch)
+            raise_if_diverged(loss.detach().reshape(1), epoch + 1, within + 1)
+            setup.scaler.scale(loss).backward()
             total += float(loss.detach())
         if self.world > 1:
             self._average_gradients()
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
-        self.scheduler.step()
+        setup.step()
         return total
 
     def _average_gradients(self) -> None:
@@ -200,25 +182,27 @@ class SupernetTrainer:
         """Train to the end from where the checkpoint left off."""
         dev = self.device
         x, y = self.train.images.to(dev), self.train.labels.to(dev)
-        normalize = _Normalizer(self.train, dev, self.supernet.channels_last)
+        normalize = Normalizer(self.train, dev, self.supernet.channels_last)
         self.supernet.train()
         started, done_here, loss_sum = time.perf_counter(), 0, 0.0
-        while self.step < self.total_steps:
-            epoch, within = divmod(self.step, self.steps_per_epoch)
+        setup = self.setup
+        total, batch_size = setup.total_steps, setup.batch_size
+        while self.step < total:
+            epoch, within = divmod(self.step, setup.steps_per_epoch)
             perm = torch.randperm(len(self.train), generator=torch.Generator().manual_seed(self.seed * 100_003 + epoch)).to(dev)
-            idx = perm[within * self.batch_size : (within + 1) * self.batch_size][self.rank :: self.world]
+            idx = perm[within * batch_size : (within + 1) * batch_size][self.rank :: self.world]
             generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.step)
-            images = normalize(augment_batch(x[idx], self.padding, self.recipe.hflip, generator))
+            images = normalize(augment_batch(x[idx], setup.padding, self.recipe.hflip, generator))
             loss_sum += self._train_step(images, y[idx], self.step)
             self.step += 1
             done_here += 1
-            if self.step % self.checkpoint_every == 0 or self.step % self.steps_per_epoch == 0:
+            if self.step % self.checkpoint_every == 0 or self.step % setup.steps_per_epoch == 0:
                 self.save()
-            if self.step % report_every == 0 or self.step == self.total_steps:
+            if self.step % report_every == 0 or self.step == total:
                 elapsed = time.perf_counter() - started
-                rate = done_here * self.batch_size / elapsed
-                yield SupernetProgress(epoch + 1, self.recipe.epochs, self.step, self.total_steps, loss_sum / done_here,
-                                       rate, (self.total_steps - self.step) * self.batch_size / rate)
+                rate = done_here * batch_size / elapsed
+                yield SupernetProgress(epoch + 1, self.recipe.epochs, self.step, total, loss_sum / done_here,
+                                       rate, (total - self.step) * batch_size / rate)
         self.save()
         self.supernet.eval()
 
