@@ -71,7 +71,7 @@ PROXY_SETTINGS: dict[str, dict] = {
     "proxy-short": {"epochs": 3},
     "proxy-more-data": {"train_size": 6000, "epochs": 3},
 }
-#: The one-shot predictor's settings (evaluators.oneshot.OneShotConfig field changes).
+#: The one-shot predictor's settings (nas.supernet.folder.OneShotConfig field changes).
 SUPERNET_SETTINGS: dict[str, dict] = {
     "supernet": {"train_size": 20000, "epochs": 2, "resolution": 14, "val_size": 2000, "kernel": "centre"},
     "supernet-short": {"train_size": 10000, "epochs": 1, "resolution": 14, "val_size": 2000, "kernel": "centre"},

@@ -195,7 +195,7 @@ def _train(pick: Pick, arch: str, folder: Path, dataset, recipe, options: Retrai
 
 def _inherited_state(supernet_folder: str, arch: str, dataset) -> dict[str, Any]:
     """The pick's weights as its supernet holds them (``nas retrain --init supernet``)."""
-    from evaluators.oneshot import load_supernet
+    from nas.supernet.folder import load_supernet
 
     supernet, config = load_supernet(supernet_folder, "cpu")
     if supernet.num_classes != dataset.num_classes or supernet.in_chans != dataset.in_chans:

@@ -106,10 +106,19 @@ def test_supernet_of_another_space_is_refused(trained):
     assert proc.returncode == 2 and "not of mdconv" in stderr and "Traceback" not in stderr
 
 
+def test_a_bad_search_option_fails_before_the_supernet_trains(tmp_path, trained):
+    space, _ = trained
+    proc = _nas("search", "--space", str(space), "--dataset", "digits", "--proxy", "supernet", "--budget", "0",
+                "--out", str(tmp_path / "runs"), cwd=tmp_path)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 2 and "--budget" in stderr and "Traceback" not in stderr, stderr
+    assert "training the supernet" not in stderr and not (tmp_path / "results").exists()
+
+
 def test_retrain_init_supernet_starts_from_the_inherited_weights(tmp_path, trained):
     import torch
 
-    from evaluators.oneshot import load_supernet
+    from nas.supernet.folder import load_supernet
     from nas.data import load_dataset
     from nas.export.weights import load_weights
     from nas.picks import pick_arch
@@ -135,7 +144,7 @@ def test_retrain_init_supernet_starts_from_the_inherited_weights(tmp_path, train
 def test_data_parallel_training_on_two_ray_train_workers(tmp_path):
     import torch
 
-    from evaluators.oneshot import load_supernet
+    from nas.supernet.folder import load_supernet
 
     space = tmp_path / "tiny.toml"
     space.write_text(TINY_SPACE)

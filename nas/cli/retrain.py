@@ -135,9 +135,9 @@ def _supernet_init(args: argparse.Namespace, ctx) -> str | None:
         folder = (ctx.run.config.get("fidelity") or {}).get("supernet")
     if not folder:
         raise NasInputError("--init supernet: give --supernet DIR (the run did not search with a supernet)")
-    from evaluators.oneshot import read_config
+    from nas.supernet.folder import is_complete
 
-    if not read_config(folder)[1].get("complete"):
+    if not is_complete(folder):
         raise NasInputError(f"--supernet {folder}: not trained to the end yet")
     return str(folder)
 

@@ -9,7 +9,6 @@ what the run searches is refused, naming it.
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 import sys
 
 from nas.errors import NasInputError
@@ -132,58 +131,26 @@ def check_resume_options(args: argparse.Namespace) -> None:
 
 
 def settings_from(args: argparse.Namespace):
-    """The SearchSettings the given options say (options not given keep the settings' defaults)."""
+    """(the SearchSettings the given options say, options not given keeping the settings' defaults;
+    the :class:`nas.search.one_shot.SearchSupernet` of a one-shot search, else None)."""
     from nas.search.fidelity import Fidelity
+    from nas.search.one_shot import choose_supernet
     from nas.search.settings import SearchSettings
 
     values = {name: getattr(args, dest) for name, dest in _SETTINGS.items() if getattr(args, dest) is not None}
     if args.sampler is not None:
         values["sampler"] = args.sampler.lower()
+    supernet = None
     if not args.resume:  # a resumed run's fidelity is its config.json's
-        supernet, config = supernet_folder(args)
+        supernet = choose_supernet(args.proxy, args.supernet, args.space, args.dataset, args.data_dir,
+                                   args.proxy_resolution)
         options = {"epochs": args.epochs, "val_size": args.val_size, "resolution": args.proxy_resolution,
-                   **(one_shot_defaults(args, config) if supernet else {})}
+                   **(supernet.fidelity_options(args.epochs, args.val_size) if supernet else {})}
         values["fidelity"] = Fidelity.from_options(
             min_epochs=args.min_epochs, eta=args.eta, train_size=args.train_size, batch_size=args.batch_size,
-            lr=args.lr, promotion=args.promotion, supernet=supernet, **options)
-    return SearchSettings(download=args.download, verbose=args.verbose, **values)
-
-
-def supernet_folder(args: argparse.Namespace):
-    """(the trained supernet folder a one-shot search scores with, its OneShotConfig), trained
-    here first when missing; (None, None) for a scratch search."""
-    if args.supernet is not None and args.proxy != "supernet":
-        raise NasInputError("--supernet needs --proxy supernet")
-    if args.proxy != "supernet":
-        return None, None
-    from evaluators.oneshot import OneShotConfig, read_config, train_supernet
-
-    space = args.space or "mdconv"
-    folder = Path(args.supernet) if args.supernet else Path("results") / f"supernet-{Path(space).stem}"
-    if args.supernet and not (folder / "config.json").exists():
-        raise NasInputError(f"--supernet {folder}: not a supernet folder (train one with nas supernet train)")
-    if not (folder / "config.json").exists() or not read_config(folder)[1].get("complete"):
-        config = read_config(folder)[0] if (folder / "config.json").exists() else OneShotConfig(
-            space=space, dataset=args.dataset or "fashion-mnist", data_dir=args.data_dir)
-        print(f"nas search: training the supernet of {config.space} into {folder} first", file=sys.stderr)
-        train_supernet(config, folder, threads=int(args.num_cpus or 0) or None)
-    config = read_config(folder)[0]
-    if str(config.space) != str(space):
-        raise NasInputError(f"--supernet {folder}: a supernet of {config.space}, not of {space}")
-    if args.proxy_resolution is not None and args.proxy_resolution != (config.resolution or 0):
-        raise NasInputError(f"--supernet {folder}: trained at resolution {config.resolution or 'full'}, "
-                            f"--proxy-resolution {args.proxy_resolution} would score at another; drop it")
-    return str(folder.resolve()), config
-
-
-def one_shot_defaults(args: argparse.Namespace, config) -> dict:
-    """The fidelity options a one-shot search takes from its supernet when not given: its
-    resolution and held-out images (a candidate is scored where the supernet was), and one
-    epoch: the inherited score alone, since fine-tuning at full size costs what scratch
-    training does (give --epochs to fine-tune the better candidates by successive halving)."""
-    return {"resolution": config.resolution or 0,
-            "val_size": args.val_size if args.val_size is not None else config.val_size,
-            "epochs": args.epochs if args.epochs is not None else 1}
+            lr=args.lr, promotion=args.promotion, supernet=str(supernet.folder.resolve()) if supernet else None,
+            **options)
+    return SearchSettings(download=args.download, verbose=args.verbose, **values), supernet
 
 
 def run(args: argparse.Namespace) -> int:
@@ -191,7 +158,9 @@ def run(args: argparse.Namespace) -> int:
 
     if args.resume:
         check_resume_options(args)
-    settings = settings_from(args)
+    settings, supernet = settings_from(args)
+    if supernet is not None:
+        supernet.train_unless_complete(settings, threads=int(args.num_cpus or 0) or None)
     outcome = run_search(settings)
     from nas.cli.pareto import print_front
 

@@ -13,7 +13,7 @@ from nas.errors import NasInputError
 
 
 def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> argparse.ArgumentParser:
-    from evaluators.oneshot import OneShotConfig
+    from nas.supernet.folder import OneShotConfig
 
     d = OneShotConfig()
     parser = sub.add_parser("supernet", help="train a weight-sharing supernet, score genotypes by inherited weights",
@@ -53,14 +53,15 @@ def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> ar
 
 def run_train(args: argparse.Namespace) -> int:
     import nas
-    from evaluators.oneshot import OneShotConfig, train_supernet
+    from nas.supernet.folder import OneShotConfig, default_folder
+    from nas.supernet.lifecycle import train_supernet
 
     nas.load_space(args.space)  # a bad space fails here, before any data is read
     config = OneShotConfig(space=args.space, dataset=args.dataset, data_dir=args.data_dir, train_size=args.train_size,
                            val_size=args.val_size, resolution=args.resolution or None, epochs=args.epochs,
                            batch_size=args.batch_size, lr=args.lr, random_subnets=args.random_subnets,
                            distill=args.distill, seed=args.seed, kernel=args.kernel)
-    out = args.out or Path("results") / f"supernet-{Path(args.space).stem}"
+    out = args.out or default_folder(args.space)
     if args.workers < 1:
         raise NasInputError(f"--workers must be >= 1, got {args.workers}")
     supernet = train_supernet(config, out, device=args.device, threads=args.threads, workers=args.workers,

@@ -1,6 +1,6 @@
 """Data-parallel supernet training with Ray Train: ``TorchTrainer`` over N workers.
 
-Each worker runs the same loop as a single process (:func:`evaluators.oneshot._train_here`);
+Each worker runs the same loop as a single process (:func:`nas.supernet.folder.train_in_process`);
 Ray Train sets up the torch process group (gloo on CPUs, NCCL on GPUs), and the trainer
 averages the shared weights' gradients across ranks after every step, so all ranks hold the
 same weights and rank 0 writes the checkpoint. A killed training resumes from it like a
@@ -11,13 +11,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from nas.errors import NasInputError
+from nas.supernet.folder import OneShotConfig, load_data, train_in_process
+from nas.supernet.training import print_progress
+
 
 def _worker_loop(loop_config: dict) -> None:
     import torch
     import ray.train
-
-    from evaluators.oneshot import OneShotConfig, _train_here, load_data
-    from nas.supernet.training import print_progress
 
     torch.set_num_threads(int(loop_config["threads"]))
     config = OneShotConfig.from_dict(loop_config["config"])
@@ -26,17 +27,15 @@ def _worker_loop(loop_config: dict) -> None:
         local = ray.train.get_context().get_local_rank()
         torch.cuda.set_device(local)
         device = f"cuda:{local}"
-    _train_here(config, Path(loop_config["folder"]), load_data(config), device, None, print_progress)
+    train_in_process(config, Path(loop_config["folder"]), load_data(config), device, None, print_progress)
 
 
-def train_data_parallel(config, folder: Path, workers: int, address: str | None, threads: int) -> None:
+def train_data_parallel(config: OneShotConfig, folder: Path, workers: int, address: str | None, threads: int) -> None:
     """Train ``config``'s supernet into ``folder`` on ``workers`` Ray Train workers."""
     import ray
     import torch
     from ray.train import RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
-
-    from nas.errors import NasInputError
 
     started_here = not ray.is_initialized()
     if started_here:
