@@ -72,7 +72,7 @@ def main() -> None:
     supernet = Supernet(space, num_classes=10).train()  # the one whose largest subnet is compiled
     in_chans = supernet.in_chans
     rng = random.Random(0)
-    steps = [[supernet.largest(), supernet.smallest(), supernet.sample(rng), supernet.sample(rng)]
+    steps = [[supernet.largest(), supernet.smallest(), supernet.space.sample(rng), supernet.space.sample(rng)]
              for _ in range(args.steps + 1)]
     macs = [sum(measure_cost(a, in_chans, args.image_size, 10).mflops for a in archs) * 1e6 for archs in steps]
     x = torch.randn(args.batch, in_chans, args.image_size, args.image_size)

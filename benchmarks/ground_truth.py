@@ -92,10 +92,6 @@ SELECT_SEED = 2026
 #: How strongly the proposal favours cheap options per band; 0 is the plain uniform draw.
 #: Only changes how fast the pool fills: the importance weights undo it.
 TILT = {2.0: 6.0, 4.0: 2.5, 8.0: 0.7, 16.0: 0.0}
-#: Cost-setting decisions (by the suffix of their name in Space._draw), tilted in the proposal.
-COST_DECISIONS = (".depth", ".width", ".expansion", ".type", "stem.channels", "head.channels")
-#: Decisions whose options are not numbers, in increasing cost.
-COST_ORDER = {"ds": 0, "ir": 1}
 NOISE_GENOTYPES_PER_BAND = 2
 NOISE_SEEDS = (1, 2)
 CEILING_SEED = 1
@@ -116,8 +112,10 @@ TABLE_COLUMNS = [
 
 
 def _cost_rank(options) -> list[int]:
-    keyed = [COST_ORDER.get(o, o) if isinstance(o, str) else o for o in options]
-    order = sorted(range(len(options)), key=lambda i: keyed[i])
+    """Each option's place in the space's cost order (0: the cheapest)."""
+    from nas.space import cost_key
+
+    order = sorted(range(len(options)), key=lambda i: cost_key(options[i]))
     ranks = [0] * len(options)
     for rank, i in enumerate(order):
         ranks[i] = rank
@@ -125,13 +123,16 @@ def _cost_rank(options) -> list[int]:
 
 
 def tilted_draw(space, tilt: float, rng: random.Random):
-    """One architecture from the tilted proposal, with its log importance weight log(p/q)."""
+    """One architecture from the tilted proposal, with its log importance weight log(p/q): the
+    decisions that set the cost most (``nas.space.COST_SETTING``) favour their cheaper options."""
+    from nas.space import COST_SETTING, decision_kind
+
     log_weight = 0.0
 
     def choose(name: str, options):
         nonlocal log_weight
         n = len(options)
-        if tilt > 0 and name.endswith(COST_DECISIONS):
+        if tilt > 0 and decision_kind(name) in COST_SETTING:
             ranks = _cost_rank(options)
             q = [math.exp(-tilt * r / (n - 1)) for r in ranks]
             total = sum(q)
@@ -142,7 +143,7 @@ def tilted_draw(space, tilt: float, rng: random.Random):
         log_weight += math.log(1.0 / n) - math.log(q[k])
         return options[k]
 
-    return space._draw(choose), log_weight
+    return space.draw(choose), log_weight
 
 
 def draw_band(space, centre: float, seed: int, log=print) -> list[dict]:

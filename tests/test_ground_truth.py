@@ -156,3 +156,23 @@ def test_fidelity_metrics_of_a_perfect_a_reversed_and_a_partial_predictor(tmp_pa
     lines = bench.report(truth, {"half": {g: (a if "g2" in g else float("nan"), 0.0) for g, a in truth.accuracy.items()}},
                          {"half": "scores band 2 only"})
     assert any(line.startswith("| half (6 not scorable) | 1.00") for line in lines)
+
+
+def test_the_tilted_draw_is_the_one_the_ground_truth_was_selected_with():
+    """300 seeded draws per band, genotype and log importance weight each, hash to what they were
+    when benchmarks/ground_truth/mdconv-genotypes.csv was selected: a change to the space's draw
+    or its cost order would select other genotypes."""
+    import hashlib
+    import random
+
+    import nas
+
+    space = nas.load_space("mdconv")
+    lines = []
+    for centre, tilt in sorted(gt.TILT.items()):
+        rng = random.Random(f"{gt.SELECT_SEED}-{centre}")
+        for _ in range(300):
+            arch, log_weight = gt.tilted_draw(space, tilt, rng)
+            lines.append(f"{centre} {arch} {log_weight!r}\n")
+    digest = hashlib.sha256("".join(lines).encode()).hexdigest()
+    assert digest == "59d88f0ed87c2c40b107abe51ceacd98eaac47f40332e75b87975ce99d00cf5f"

@@ -98,7 +98,7 @@ def test_suggest_replays_fixed_params(tmp_path: Path) -> None:
         recorded[name] = options[-1]
         return options[-1]
 
-    arch = space._draw(last)
+    arch = space.draw(last)
     fixed = {k: ".".join(map(str, v)) if isinstance(v, tuple) else v for k, v in recorded.items()}
     assert space.suggest(optuna.trial.FixedTrial(fixed)) == arch
     assert len(arch.stages[0]) == 3 and arch.stages[1][0].downsample == "max"

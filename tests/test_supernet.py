@@ -64,7 +64,7 @@ def digits():
 
 def _archs(supernet: Supernet, n: int = 4) -> list:
     rng = random.Random(0)
-    return [supernet.largest(), supernet.smallest()] + [supernet.sample(rng) for _ in range(n)]
+    return [supernet.largest(), supernet.smallest()] + [supernet.space.sample(rng) for _ in range(n)]
 
 
 @pytest.mark.parametrize("name", builtin_names())
@@ -218,7 +218,7 @@ def test_kernel_transform_subnet_is_the_scored_network_and_its_transforms_learn(
     transforms = [k for k in supernet.shared if "__t" in k]
     assert transforms and all(torch.equal(supernet.shared[k], torch.eye(9)) for k in transforms)  # 3x3 of a 5x5
     rng = random.Random(1)
-    arch = next(a for a in (supernet.sample(rng) for _ in range(50)) if any(len(b.kernels) > 1 for b in a.blocks()))
+    arch = next(a for a in (supernet.space.sample(rng) for _ in range(50)) if any(len(b.kernels) > 1 for b in a.blocks()))
     x = torch.randn(5, 1, 8, 8)
     supernet.train()
     torch.nn.functional.cross_entropy(supernet(x, arch), torch.arange(5)).backward()

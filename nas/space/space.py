@@ -1,11 +1,13 @@
 """The :class:`Space`: a validated DSL file that counts, samples and suggests architectures.
 
-One routine, :meth:`Space._draw`, walks the space and asks a *chooser* for every
+One routine, :meth:`Space.draw`, walks the space and asks a *chooser* for every
 decision that has more than one option, in a fixed order and only where the decision
 matters (partition only for blocks with several kernel groups, expansion only for
 ``ir`` blocks, downsampling only for the first block of a strided stage, blocks only
 up to the chosen depth). ``suggest`` answers through an Optuna trial, ``sample``
-through a seeded ``random.Random``, ``iter_archs`` by walking every branch. So each
+through a seeded ``random.Random``, ``iter_archs`` by walking every branch, and callers with a
+policy of their own (a supernet's largest subnet, a tilted draw) through :meth:`Space.draw`
+with the decision names and kinds of :mod:`nas.space.decisions`. So each
 distinct architecture corresponds to exactly one set of answers and ``size()`` counts
 them in closed form.
 """
@@ -17,17 +19,17 @@ import math
 import random
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 from nas.errors import NasInputError
 from nas.genotype import Arch, Block, Head, Stem
+from nas.space import decisions as d
+from nas.space.decisions import Chooser
 from nas.space.dsl import parse_space
 from nas.space.spec import BlockChoices, SpaceSpec, StageSpec
 
 if TYPE_CHECKING:
     import optuna
-
-Chooser = Callable[[str, Sequence[Any]], Any]
 
 BUILTIN_PACKAGE = "search_spaces"
 
@@ -135,50 +137,56 @@ class Space:
 
     # ------------------------------------------------------------ drawing
 
-    def _draw(self, choose: Chooser) -> Arch:
+    def draw(self, choose: Chooser) -> Arch:
+        """The architecture whose every decision with more than one option ``choose(name, options)``
+        answers, in a fixed order, only where it matters (names: :mod:`nas.space.decisions`)."""
+
         def pick(name: str, options: Sequence[Any]) -> Any:
             return options[0] if len(options) == 1 else choose(name, options)
 
         spec = self.spec
         stem = Stem(
-            channels=pick("stem.channels", spec.stem.channels),
+            channels=pick(d.STEM_CHANNELS, spec.stem.channels),
             stride=spec.stem.stride,
-            act=pick("stem.act", spec.stem.act),
+            act=pick(d.STEM_ACT, spec.stem.act),
         )
         stages = []
         for i, stage in enumerate(spec.stages):
-            depth = pick(f"s{i}.depth", stage.depth)
-            width = pick(f"s{i}.width", stage.width)
+            depth = pick(d.stage_decision(i, d.DEPTH), stage.depth)
+            width = pick(d.stage_decision(i, d.WIDTH), stage.width)
             blocks = []
             for j in range(depth):
-                blocks.append(self._draw_block(pick, f"s{i}", j, stage, width))
+                blocks.append(self._draw_block(pick, i, j, stage, width))
             stages.append(tuple(blocks))
-        head = Head(channels=pick("head.channels", spec.head.channels), act=pick("head.act", spec.head.act))
+        head = Head(channels=pick(d.HEAD_CHANNELS, spec.head.channels), act=pick(d.HEAD_ACT, spec.head.act))
         return Arch(stem=stem, stages=tuple(stages), head=head)
 
     @staticmethod
-    def _draw_block(pick: Chooser, stage_name: str, j: int, stage: StageSpec, width: int) -> Block:
+    def _draw_block(pick: Chooser, i: int, j: int, stage: StageSpec, width: int) -> Block:
         bc = stage.first if j == 0 else stage.rest
-        p = f"{stage_name}.b{j}."
-        kind = pick(p + "type", bc.type)
-        kernels = pick(p + "kernels", bc.kernels)
-        partition = pick(p + "partition", bc.partition) if len(kernels) > 1 else "equal"
-        expansion = pick(p + "expansion", bc.expansion) if kind == "ir" else 1.0
+
+        def p(kind: str) -> str:
+            return d.block_decision(i, j, kind)
+
+        kind = pick(p(d.TYPE), bc.type)
+        kernels = pick(p(d.KERNELS), bc.kernels)
+        partition = pick(p(d.PARTITION), bc.partition) if len(kernels) > 1 else "equal"
+        expansion = pick(p(d.EXPANSION), bc.expansion) if kind == "ir" else 1.0
         strided = j == 0 and stage.stride > 1
-        downsample = pick(f"{stage_name}.downsample", stage.downsample) if strided else "conv"
+        downsample = pick(d.stage_decision(i, d.DOWNSAMPLE), stage.downsample) if strided else "conv"
         return Block(
             kind=kind,
             kernels=kernels,
             out_channels=width,
             expansion=expansion,
             stride=stage.stride if j == 0 else 1,
-            dilation=pick(p + "dilation", bc.dilation),
-            pw_groups=pick(p + "pw_groups", bc.pw_groups),
-            se=pick(p + "se", bc.se),
+            dilation=pick(p(d.DILATION), bc.dilation),
+            pw_groups=pick(p(d.PW_GROUPS), bc.pw_groups),
+            se=pick(p(d.SE), bc.se),
             partition=partition,
-            padding=pick(p + "padding", bc.padding),
+            padding=pick(p(d.PADDING), bc.padding),
             downsample=downsample,
-            act=pick(p + "act", bc.act),
+            act=pick(p(d.ACT), bc.act),
         )
 
     def suggest(self, trial: "optuna.trial.BaseTrial") -> Arch:
@@ -194,12 +202,13 @@ class Space:
             value = trial.suggest_categorical(name, encoded)
             return options[encoded.index(value)]
 
-        return self._draw(choose)
+        return self.draw(choose)
 
-    def sample(self, seed: int) -> Arch:
-        """A random architecture: each decision uniform over its options, seeded."""
-        rng = random.Random(seed)
-        return self._draw(lambda _name, options: options[rng.randrange(len(options))])
+    def sample(self, seed: int | str | random.Random) -> Arch:
+        """A random architecture: each decision uniform over its options, seeded (or drawn from
+        ``seed`` itself when it is a ``random.Random``, for several draws from one stream)."""
+        rng = seed if isinstance(seed, random.Random) else random.Random(seed)
+        return self.draw(lambda _name, options: options[rng.randrange(len(options))])
 
     def iter_archs(self, limit: int | None = None) -> Iterator[Arch]:
         """Every architecture, one per branch of the decision tree (for small spaces and tests)."""
@@ -215,7 +224,7 @@ class Space:
                     path.append(0)
                 return options[path[k]]
 
-            yield self._draw(choose)
+            yield self.draw(choose)
             count += 1
             if limit is not None and count >= limit:
                 return

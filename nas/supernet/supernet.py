@@ -30,8 +30,6 @@ only subnet equals its plain network.
 
 from __future__ import annotations
 
-import math
-import random
 import warnings
 from collections import OrderedDict
 from typing import Callable, Iterator, Sequence
@@ -44,7 +42,7 @@ from nas.builder import NasNet, build, create_block, init_weights
 from nas.errors import NasInputError
 from nas.genotype import Arch, Block
 from nas.layers.mixconv import MixConv2d
-from nas.space import Space
+from nas.space import WEIGHTLESS, Space, cost_key, decision_kind
 
 #: A slicer takes the shared tensor and returns the view a subnet parameter uses.
 Slicer = Callable[[torch.Tensor], torch.Tensor]
@@ -288,15 +286,12 @@ class Supernet(nn.Module):
         width, expansion, kernels, SE, block type, stem and head); the switches without weights
         (activation, padding, partition, dilation, downsampling) at the space's first option."""
         def choose(name: str, options):
-            if name.endswith(SWITCHES):
+            if decision_kind(name) in WEIGHTLESS:
                 return options[0]
-            if name.endswith(".kernels"):
-                ranked = sorted(options, key=lambda k: (max(k), len(k)))
-            else:
-                ranked = sorted(options, key=_cost_key)
+            ranked = sorted(options, key=cost_key)
             return ranked[-1] if largest else ranked[0]
 
-        return self.space._draw(choose)
+        return self.space.draw(choose)
 
     def largest(self) -> Arch:
         return self.extreme(True)
@@ -304,27 +299,9 @@ class Supernet(nn.Module):
     def smallest(self) -> Arch:
         return self.extreme(False)
 
-    def sample(self, rng: random.Random) -> Arch:
-        """A uniformly drawn architecture of the space."""
-        return self.space._draw(lambda _name, options: options[rng.randrange(len(options))])
-
     def extra_repr(self) -> str:
         count = sum(p.numel() for p in self.shared.values())
         return f"space={self.space.name!r}, slots={len(self.shared)}, shared parameters={count:,}"
-
-
-_COST_ORDER = {"ds": 0, "ir": 1}
-#: Decisions (by the suffix of their name in Space._draw) that own no weights.
-SWITCHES = (".act", ".padding", ".partition", ".dilation", ".downsample")
-
-
-def _cost_key(option) -> tuple:
-    """Options in increasing cost: numbers by value, block types ds < ir, others as listed."""
-    if isinstance(option, str):
-        return (_COST_ORDER.get(option, 0),)
-    if isinstance(option, tuple):
-        return tuple(option)
-    return (option,) if not (isinstance(option, float) and math.isnan(option)) else (0,)
 
 
 __all__ = ["Supernet"]

@@ -144,7 +144,7 @@ class SupernetTrainer:
     def archs(self, step: int) -> list[Arch]:
         """The subnets of one step: largest first (the teacher), smallest, then random ones."""
         rng = random.Random(f"{self.seed}-{step}")
-        return [self.largest, self.smallest] + [self.supernet.sample(rng) for _ in range(self.sandwich.random_subnets)]
+        return [self.largest, self.smallest] + [self.supernet.space.sample(rng) for _ in range(self.sandwich.random_subnets)]
 
     def _train_step(self, images: torch.Tensor, labels: torch.Tensor, step: int) -> float:
         smoothing, setup = self.recipe.label_smoothing, self.setup
