@@ -2,7 +2,9 @@
 
 Everything here is a pure function over the ``run.pareto`` DataFrame (columns at least
 ``number, arch, accuracy, mflops``; ``params`` is used to break ties when present), so it
-can be tested on hand-made frames and reused by plots.
+can be tested on hand-made frames and reused by plots. The pick folders that retraining
+writes, and the marks of the retrained picks on the front's plot, are
+:mod:`nas.runs.pick_folders`'.
 
 **Tiers** (the default). Let ``lo``/``hi`` be the smallest and largest MFLOPs on the
 front. The log-MFLOPs range ``[log lo, log hi]`` is cut into ``n`` equal parts (``n=3``
@@ -284,80 +286,6 @@ def picks_frame(picks: Sequence[Pick]):
                         columns=list(Pick.__dataclass_fields__))
 
 
-def mark_picks(ax, picks: Sequence[Pick], x: str = "mflops", y: str = "accuracy", **kwargs) -> None:
-    """Mark picks on a matplotlib axes showing the front (``x``=MFLOPs, ``y``=accuracy).
-
-    Each picked point gets a hollow ring and its name(s) as a label (``S/M`` when two
-    names picked the same trial). Picks without both coordinates (e.g. ``--arch`` or
-    baseline picks, which have no search accuracy) are skipped. Meant for
-    ``pareto.png`` / ``nas pareto --plot``: ``mark_picks(ax, load_picks(run_dir))``.
-    """
-    color = kwargs.get("color", "crimson")
-    groups: dict[tuple[float, float], list[str]] = {}
-    for p in picks:
-        xv, yv = getattr(p, x), getattr(p, y)
-        if xv is None or yv is None or not (_finite(xv) and _finite(yv)):
-            continue
-        label = p.name.upper() if p.name in TIER_NAMES else p.name
-        groups.setdefault((float(xv), float(yv)), []).append(label)
-    for (xv, yv), labels in groups.items():
-        ax.scatter([xv], [yv], s=kwargs.get("s", 160), facecolors="none", edgecolors=color,
-                   linewidths=1.8, zorder=5)
-        ax.annotate("/".join(labels), (xv, yv), textcoords="offset points", xytext=(6, 8),
-                    fontsize=kwargs.get("fontsize", 10), fontweight="bold", color=color, zorder=6)
-
-
-def load_picks(run_dir) -> list[Pick]:
-    """The picks already retrained in ``<run_dir>/picks/*/metrics.json``, sorted by MFLOPs.
-
-    ``accuracy`` is the *search* accuracy (so the pick sits on the front in a plot);
-    the test accuracy is in each ``metrics.json``. Unreadable folders are skipped.
-    """
-    import json
-    from pathlib import Path
-
-    root = Path(run_dir) / "picks"
-    picks: list[Pick] = []
-    if not root.is_dir():
-        return picks
-    for metrics_path in sorted(root.glob("*/metrics.json")):
-        try:
-            m = json.loads(metrics_path.read_text())
-            picks.append(Pick(
-                name=metrics_path.parent.name,
-                arch=str(m["arch"]),
-                number=int(m["number"]) if m.get("number") is not None else None,
-                accuracy=_opt(m.get("search_accuracy")),
-                mflops=_opt(m.get("mflops")),
-                params=_opt(m.get("params")),
-                bound=_opt(m.get("bound")),
-                source=str(m.get("source", "tier")),
-            ))
-        except (OSError, ValueError, KeyError, TypeError):
-            continue
-    picks.sort(key=lambda p: (p.mflops if p.mflops is not None else math.inf, p.name))
-    return picks
-
-
-def picks_decoration(run_dir):
-    """A ``decorate(ax, cost)`` for ``nas.runs.views.plot_front``: rings the picks already
-    retrained in ``<run_dir>/picks`` (None when there are none)."""
-    from pathlib import Path
-
-    if not (Path(run_dir) / "picks").is_dir():
-        return None
-
-    def decorate(ax, cost: str) -> None:
-        try:
-            picks = [p for p in load_picks(run_dir) if hasattr(p, cost)]
-            if picks:
-                mark_picks(ax, picks, x=cost, y="accuracy")
-        except Exception:  # noqa: BLE001 - decoration only: the front is drawn whatever happens here
-            return
-
-    return decorate
-
-
 # ---------------------------------------------------------------- helpers
 
 
@@ -366,10 +294,6 @@ def _finite(v) -> bool:
         return math.isfinite(float(v))
     except (TypeError, ValueError):
         return False
-
-
-def _opt(v) -> float | None:
-    return float(v) if _finite(v) else None
 
 
 def _numeric_or_inf(series):
@@ -420,15 +344,12 @@ __all__ = [
     "check_pick_name",
     "clean_front",
     "describe_bound",
-    "load_picks",
-    "mark_picks",
     "parse_names",
     "parse_targets",
     "pick_arch",
     "pick_targets",
     "pick_tiers",
     "pick_trial",
-    "picks_decoration",
     "picks_frame",
     "tier_bounds",
     "tier_rows",

@@ -12,8 +12,6 @@ from nas.picks import (
     Pick,
     best_under,
     describe_bound,
-    load_picks,
-    mark_picks,
     parse_names,
     parse_targets,
     pick_arch,
@@ -23,6 +21,7 @@ from nas.picks import (
     picks_frame,
     tier_bounds,
 )
+from nas.runs.pick_folders import load_picks, mark_picks
 
 ARCH = "stem c8 | ds k3 c8 | head c0"
 

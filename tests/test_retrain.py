@@ -10,13 +10,9 @@ import torch
 from nas.cli import main
 from nas.errors import NasInputError
 from nas.picks import pick_arch
-from nas.retrain import (
-    RetrainOptions,
-    collect_picks,
-    markdown_table,
-    retrain_pick,
-    retrain_recipe,
-)
+from nas.cli.retrain import markdown_table
+from nas.retrain import RetrainOptions, retrain_pick, retrain_recipe
+from nas.runs.pick_folders import collect_picks
 
 TINY = "stem c8 s1 | ds k3.5 c8 pad=partial, ir k3 e2 c12 s2 se0.25 act=swish | head c16"
 OPTS = RetrainOptions(epochs=2, threads=1, batch_size=64)
@@ -168,7 +164,7 @@ def _make_run(tmp_path):
     the search writes (arch, mflops, params, fidelity, duration_s), read back by nas.load_run."""
     import optuna
 
-    from nas.retrain import measure_cost
+    from evaluators.cost import measure_cost
 
     run = tmp_path / "run"
     run.mkdir()
@@ -182,9 +178,6 @@ def _make_run(tmp_path):
     study = optuna.create_study(study_name="run", storage=f"sqlite:///{run / 'study.db'}",
                                 directions=["maximize", "minimize"])
 
-    class _DS:  # the input shape measure_cost needs
-        num_classes, in_chans, image_size = 10, 1, 8
-
     archs = [  # cheapest to largest; accuracies rise with cost, so all are on the front
         ("stem c4 s1 | ds k3 c4 | head c0", 0.60),
         ("stem c8 s1 | ds k3 c8 | head c0", 0.70),
@@ -192,10 +185,10 @@ def _make_run(tmp_path):
         ("stem c16 s1 | ir k3.5 e3 c16, ir k3 e3 c24 s2 se0.25 | head c32", 0.90),
     ]
     for arch, acc in archs:
-        cost = measure_cost(arch, _DS)
+        cost = measure_cost(arch, in_chans=1, image_size=8, num_classes=10)
         study.add_trial(optuna.trial.create_trial(
-            values=[acc, cost["mflops"]],
-            user_attrs={"arch": arch, "mflops": cost["mflops"], "params": cost["params"], "fidelity": 2,
+            values=[acc, cost.mflops],
+            user_attrs={"arch": arch, "mflops": cost.mflops, "params": cost.params, "fidelity": 2,
                         "duration_s": 1.0}))
     # a pruned trial never stands on the front
     study.add_trial(optuna.trial.create_trial(state=optuna.trial.TrialState.PRUNED,
@@ -205,7 +198,8 @@ def _make_run(tmp_path):
 
 def test_run_folder_picks_retrain_and_export(tmp_path, capsys):
     import nas
-    from nas.picks import load_picks, pick_tiers
+    from nas.picks import pick_tiers
+    from nas.runs.pick_folders import load_picks
 
     run, archs = _make_run(tmp_path)
     front = nas.load_run(run).pareto

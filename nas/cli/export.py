@@ -44,7 +44,8 @@ def run(args: argparse.Namespace) -> int:
     from nas.export.bundle import export_bundle, parse_formats
     from nas.export.weights import load_weights
     from nas.genotype import Arch
-    from nas.retrain import make_context, read_metrics, space_pick
+    from nas.cli.context import make_context, space_pick
+    from nas.runs.pick_folders import read_metrics
 
     formats = parse_formats(args.format)
     if args.run_path is None and args.picks_dir is None and not args.untrained:
@@ -109,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
 def _find_by_arch(root: Path, arch: str) -> Path | None:
     """The first finished pick folder under ``root`` whose genotype is ``arch`` (its weights unchecked)."""
     from nas.genotype import Arch
-    from nas.retrain import read_metrics
+    from nas.runs.pick_folders import read_metrics
 
     if not root.is_dir():
         return None

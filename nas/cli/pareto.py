@@ -59,7 +59,7 @@ def print_front(front, run_path: Path | str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from nas.picks import picks_decoration
+    from nas.runs.pick_folders import picks_decoration
     from nas.runs.views import load_run, write_views
 
     run_ = load_run(args.run_path)

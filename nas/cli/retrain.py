@@ -12,6 +12,8 @@
 from __future__ import annotations
 
 import argparse
+import math
+from typing import Any
 
 from nas.errors import NasInputError
 
@@ -66,7 +68,8 @@ def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> ar
 
 
 def run(args: argparse.Namespace) -> int:
-    from nas.retrain import collect_picks, make_context, markdown_table
+    from nas.cli.context import make_context
+    from nas.runs.pick_folders import collect_picks
 
     _check_numbers(args)
     ctx = make_context(args.run_path, args.out, args.dataset, args.data_dir)
@@ -92,7 +95,7 @@ def _check_numbers(args: argparse.Namespace) -> None:
 def _choose_picks(args: argparse.Namespace, ctx) -> list:
     """The picks the flags ask for: front tiers/targets, then --trial, --arch, --space."""
     from nas.picks import parse_names, parse_targets, pick_arch, pick_targets, pick_tiers, pick_trial
-    from nas.retrain import space_pick
+    from nas.cli.context import space_pick
 
     explicit = bool(args.trial or args.arch or args.space)
     front_wanted = args.pick is not None or args.targets is not None or not (explicit or args.table)
@@ -145,7 +148,8 @@ def _supernet_init(args: argparse.Namespace, ctx) -> str | None:
 def _retrain_all(args: argparse.Namespace, ctx, picks: list) -> None:
     """List the picks, retrain each (a duplicate of an earlier one is copied), redraw the run's front."""
     from nas.picks import describe_bound
-    from nas.retrain import DEFAULT_EPOCHS, RetrainOptions, copy_pick, retrain_pick
+    from nas.retrain import DEFAULT_EPOCHS, RetrainOptions, retrain_pick
+    from nas.runs.pick_folders import copy_pick
 
     options = RetrainOptions(
         epochs=args.epochs or DEFAULT_EPOCHS, batch_size=args.batch_size, lr=args.lr, ema=not args.no_ema,
@@ -169,16 +173,83 @@ def _retrain_all(args: argparse.Namespace, ctx, picks: list) -> None:
             continue
         info = {"space": p.name} if p.source == "space" else None
         retrain_pick(p, folder, dataset, options, extra=info)
-    if ctx.run is not None and ctx.picks_root == ctx.run.path / "picks":
+    from nas.runs.pick_folders import picks_root
+
+    if ctx.run is not None and ctx.picks_root == picks_root(ctx.run.path):
         _replot(ctx.run)
 
 
 def _replot(run) -> None:
-    """Redraw RUN/pareto.png so it shows the new picks (nas.picks.picks_decoration)."""
+    """Redraw RUN/pareto.png so it shows the new picks (nas.runs.pick_folders.picks_decoration)."""
     try:
-        from nas.picks import picks_decoration
+        from nas.runs.pick_folders import picks_decoration
         from nas.runs.views import write_views
 
         write_views(run.path, run.refresh().study, run.config, plot=True, decorate=picks_decoration(run.path))
     except Exception as exc:  # noqa: BLE001 - a plot is never worth failing a finished retrain
         print(f"note: could not redraw {run.path / 'pareto.png'}: {exc}")
+
+
+# --------------------------------------------------------------------------- the picks table
+
+
+def markdown_table(rows: list[dict[str, Any]], with_arch: bool = True) -> str:
+    """One markdown table of picks: name, source, test accuracy, MFLOPs, params, latency."""
+    from nas.retrain import human_count, percent
+
+    if not rows:
+        return "(no retrained picks yet: run `nas retrain RUN --pick s,m,l`)"
+    ds = rows[0].get("dataset", {})
+    lines = [
+        "| pick | from | test acc. (%) | MFLOPs | params | CPU latency (ms) | epochs |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for m in rows:
+        lines.append(
+            f"| {m['name']} | {_source(m)} | {percent(m.get('test_accuracy'), sign=False)} | "
+            f"{_fmt(m.get('mflops'), '.3g')} | {human_count(m.get('params'))} | {_fmt(m.get('latency_ms'), '.3g')} | "
+            f"{m.get('epochs', '')} |"
+        )
+    lat = rows[0].get("latency", {})
+    note = (f"\n{ds.get('name', '?')} ({ds.get('in_chans', '?')}x{ds.get('image_size', '?')}x"
+            f"{ds.get('image_size', '?')}, {ds.get('num_classes', '?')} classes): trained on the full "
+            f"training split ({ds.get('train_images', '?')} images), tested once on the official test split "
+            f"({ds.get('test_images', '?')}). MFLOPs = fvcore multiply-adds at batch 1; latency = median, "
+            f"CPU, batch 1, {lat.get('threads', 1)} thread(s).")
+    out = "\n".join(lines) + "\n" + note
+    if with_arch:
+        out += "\n\n" + "\n".join(f"- **{m['name']}**: `{m['arch']}`" for m in rows)
+    return out
+
+
+def _source(m: dict[str, Any]) -> str:
+    src = m.get("source")
+    number = m.get("number")
+    if src == "tier":
+        s = f"trial {number}, tier {_tier_bound(m)} MF"
+    elif src == "target":
+        s = f"trial {number}, target <= {_fmt(m.get('bound'), '.3g')} MF"
+    elif src == "trial":
+        s = f"trial {number}"
+    elif src == "space":
+        s = f"space {m.get('space', m['name'])} (baseline)"
+    else:
+        s = "--arch"
+    if m.get("same_as"):
+        s += f" (= {m['same_as']})"
+    return s
+
+
+def _tier_bound(m: dict[str, Any]) -> str:
+    from nas.picks import describe_bound
+    from nas.runs.pick_folders import number_or_inf
+
+    bound = number_or_inf(m.get("bound"))
+    return describe_bound(bound, number_or_inf(m.get("mflops"))) if bound != math.inf else "<= -"
+
+
+def _fmt(v, spec: str) -> str:
+    from nas.runs.pick_folders import number_or_inf
+
+    f = number_or_inf(v)
+    return format(f, spec) if f != math.inf else "-"

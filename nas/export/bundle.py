@@ -20,7 +20,6 @@ export leaves ``--out`` absent or as it was.
 from __future__ import annotations
 
 import importlib.util
-import json
 import sys
 import uuid
 import warnings
@@ -37,6 +36,7 @@ from nas.errors import NasInputError
 from nas.export.codegen import generate_model_source
 from nas.export.weights import load_state_strict, make_shareable, save_weights, weights_filename
 from nas.genotype import Arch
+from nas.runs.pick_folders import METRICS_FILE, metrics_text
 
 FORMATS = ("pytorch", "torchscript", "onnx")
 TORCHSCRIPT_FILE = "model.torchscript.pt"
@@ -133,7 +133,7 @@ def export_bundle(
         _verify_formats(stage, example, expected, formats, result)
         info = _metrics_json(metrics, arch, num_classes, in_chans, image_size, mean, std, classes, weights_file, digest)
         info["export"] = _export_info(formats, result)
-        _write_text(stage / "metrics.json", json.dumps(info, indent=2, default=_json_default) + "\n")
+        _write_text(stage / METRICS_FILE, metrics_text(info))
         result.files.append("metrics.json")
     return result
 
@@ -269,13 +269,6 @@ def _write_text(path: Path, text: str) -> None:
     with atomic_target(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
         make_shareable(tmp)
-
-
-def _json_default(obj):
-    try:
-        return float(obj)
-    except (TypeError, ValueError):
-        return str(obj)
 
 
 __all__ = [

@@ -5,6 +5,7 @@
 - :mod:`nas.runs.storage`  the Optuna storage (retried schema creation) and the run's study
 - :mod:`nas.runs.urls`     storage URLs: passwords masked in output and left out of config.json
 - :mod:`nas.runs.views`    ``Run`` / ``load_run``, trials and Pareto frames, trials.csv / pareto.csv / pareto.png
+- :mod:`nas.runs.pick_folders`  ``RUN/picks/<name>/``: the retrained picks' folders, their one reader, their marks on the plot
 
 Importing this package is light (no torch, no ray, no optuna until a study is opened).
 """

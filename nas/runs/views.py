@@ -127,7 +127,7 @@ def write_views(run_path: str | Path, study: "optuna.Study", config: dict[str, A
                 decorate: Optional[PlotDecoration] = None) -> "pd.DataFrame":
     """(Re)write trials.csv, pareto.csv and (if ``plot``) pareto.png from the study; return the front.
 
-    ``decorate`` draws extra marks on the plot (e.g. nas.picks.picks_decoration: the retrained picks).
+    ``decorate`` draws extra marks on the plot (e.g. nas.runs.pick_folders.picks_decoration: the retrained picks).
     """
     run_path = Path(run_path)
     trials = trials_frame(study, config)

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from nas.picks import picks_decoration
+from nas.runs.pick_folders import picks_decoration
 from nas.runs.views import write_views
 
 PNG_EVERY_S = 60.0
