@@ -78,7 +78,6 @@ SPACE = "mdconv"
 DATASET = "fashion-mnist"
 RESOLUTION = 28
 VAL_SIZE = 10_000
-SPLIT_SEED = 0
 DEFAULT_EPOCHS = 3
 
 BANDS = (2.0, 4.0, 8.0, 16.0)
@@ -360,12 +359,14 @@ class Reference:
 
 
 def load_reference_data():
-    """(train, val): the TRAIN split minus a fixed stratified validation part of VAL_SIZE."""
+    """(dataset, train, val): the TRAIN split minus the judge's part, which it validates on
+    (nas.data.split.split_judge: VAL_SIZE images, no search ever reads them)."""
     from nas.data import load_dataset
-    from nas.data.split import split_train_val
+    from nas.data.split import split_judge
 
     dataset = load_dataset(DATASET)
-    train, val = split_train_val(dataset, val_size=VAL_SIZE, seed=SPLIT_SEED)
+    train, val = split_judge(dataset)
+    assert len(val) == VAL_SIZE, (len(val), VAL_SIZE)
     return dataset, train, val
 
 
