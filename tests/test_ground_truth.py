@@ -195,3 +195,38 @@ def test_pooled_residual_tau_sees_rank_within_cost_only():
     lo, hi = rd.bootstrap_pooled_tau(half, truth, mflops, members, rounds=200)
     assert 0.2 < tau < 0.8 and lo < tau < hi
     assert rd.Curve(fitted.coefficients, 0.0, 40).residual(fitted(8.0) + 0.01, 8.0) == pytest.approx(1.0)
+
+
+def _quality():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import bench_search_quality
+
+    return bench_search_quality
+
+
+def test_search_quality_counts_the_cpu_of_the_whole_process_tree(tmp_path):
+    """A search's CPU is mostly in Ray's worker processes, grandchildren of the command."""
+    burn = "import time; t = time.process_time(); exec('while time.process_time() - t < 1.0: pass')"
+    child = f"import subprocess, sys; subprocess.run([sys.executable, '-c', {burn!r}])"
+    code, wall, cpu = _quality().run_command([sys.executable, "-c", child], tmp_path / "log")
+    assert code == 0 and cpu >= 0.8 and wall >= 1.0
+
+
+def test_search_quality_summary_of_an_arm():
+    q = _quality()
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import random_draw as rd
+
+    mflops = {f"g{i}": 2.0 * 1.2 ** i for i in range(12)}
+    curve = rd.fit({g: 0.85 + 0.01 * math.log2(m) for g, m in mflops.items()}, mflops)
+    common = {"front_mflops_min": "2.0", "front_mflops_max": "10.0", "search_cpu_seconds": "100",
+              "search_wall_seconds": "60", "budget": "20"}
+    rows = [{**common, "pick": name, "mflops": str(m), "seed": str(seed), "genotype": name,
+             "val_accuracy": str(curve(m) + delta + 0.001 * seed)}
+            for name, m, delta in (("s", 2.0, 0.006), ("m", 4.0, 0.010), ("l", 8.0, -0.002)) for seed in (0, 1)]
+    s = q.arm_summary(rows, curve, baseline_accuracy=curve(4.0) - 0.002)
+    assert [name for name, _ in s["picks"]] == ["s", "m", "l"]
+    assert s["mean"] == pytest.approx((0.6 + 1.0 - 0.2) / 3 + 0.05, abs=1e-6)
+    assert s["interval"][0] <= s["mean"] <= s["interval"][1]
+    assert s["lowest"] == pytest.approx(-0.15) and s["span"] == pytest.approx(5.0) and s["spacing"] == pytest.approx(2.0)
+    assert s["beats_baseline"] == ["m"], "s is below the baseline; l costs more than 6.3 MFLOPs"
