@@ -28,7 +28,9 @@ noise.
 Built-in predictors: ``mflops``, ``params`` (fvcore multiply-adds, parameter count) and the
 scratch proxy of the search at its default and two other settings (``proxy-default``: the
 search's ``ProxyConfig()``, 2000 images x 9 epochs at 14x14; ``proxy-short``: 2000 x 3 at
-14x14; ``proxy-more-data``: 6000 x 3 at 14x14, the default's image-epochs on 3x the images),
+14x14; ``proxy-more-data``: 6000 x 3 at 14x14, the default's image-epochs on 3x the images;
+``proxy-tse-28``: 10,000 images x 1 epoch at 28x28 scored by minus the sum of its training
+losses, TSE),
 and the one-shot ``supernet`` (one supernet of ``mdconv`` trained with the sandwich rule on
 20,000 images x 2 epochs at 14x14, every genotype scored by inherited weights after BN
 recalibration; ``supernet-short``: 10,000 images x 1 epoch; ``supernet-long``: 40,000 x 2; these
@@ -77,7 +79,12 @@ PROXY_SETTINGS: dict[str, dict] = {
     "proxy-default": {},
     "proxy-short": {"epochs": 3},
     "proxy-more-data": {"train_size": 6000, "epochs": 3},
+    # full resolution, many images, a fraction of the image-epochs: scored by TSE below
+    "proxy-tse-28": {"train_size": 10000, "epochs": 1, "resolution": None},
 }
+#: Proxies scored by the sum of training losses (TSE, Ru et al. 2021: the training speed
+#: ranks networks early), negated so that higher is better, instead of validation accuracy.
+TSE_PROXIES = ("proxy-tse-28",)
 #: The one-shot predictor's settings (evaluators.oneshot.OneShotConfig field changes).
 SUPERNET_SETTINGS: dict[str, dict] = {
     "supernet": {"train_size": 20000, "epochs": 2, "resolution": 14, "val_size": 2000, "kernel": "centre"},
@@ -122,12 +129,15 @@ def score_genotype(kind: str, settings: tuple, genotype: str) -> float:
         from evaluators.proxy import ProxyConfig, prepare_proxy_data, proxy_train
 
         torch.set_num_threads(1)
-        config = replace(ProxyConfig(), **dict(settings))
+        settings = dict(settings)
+        tse = settings.pop("score", "") == "tse"
+        config = replace(ProxyConfig(), **settings)
         data = prepare_proxy_data(config)
+        losses = []
         last = None
         for last in proxy_train(genotype, data, config, device="cpu", seed=0, threads=1):
-            pass
-        return float(last.val_accuracy)
+            losses.append(last.train_loss * last.train_images)
+        return -float(sum(losses)) / data.train.images.shape[0] if tse else float(last.val_accuracy)
     raise ValueError(f"unknown predictor kind {kind!r}")
 
 
@@ -155,8 +165,12 @@ def builtin_predictors() -> dict[str, Predictor]:
         "params": Predictor("params", "trainable parameters (bigger = better)", "params"),
     }
     for name, changes in PROXY_SETTINGS.items():
-        found[name] = Predictor(name, f"scratch proxy, ProxyConfig() with {changes or 'no changes'}, seed 0",
-                                "proxy", tuple(sorted(changes.items())))
+        changes = dict(changes)
+        scored = "minus the sum of training losses (TSE)" if name in TSE_PROXIES else "validation accuracy"
+        if name in TSE_PROXIES:
+            changes["score"] = "tse"
+        found[name] = Predictor(name, f"scratch proxy, ProxyConfig() with {changes or 'no changes'}, seed 0, "
+                                f"scored by {scored}", "proxy", tuple(sorted(changes.items())))
     for name, changes in SUPERNET_SETTINGS.items():
         settings = tuple(sorted(changes.items()))
         found[name] = Predictor(name, f"supernet, OneShotConfig() with {changes}; the CPU s column is what "

@@ -186,7 +186,7 @@ def trial_spec(s: SearchSettings, cost_key: str) -> TrialSpec:
     """What every trial's worker needs besides its arch (see nas.search.trainable.run_candidate)."""
     return TrialSpec(proxy=s.fidelity.proxy, seed=s.seed, threads=max(1, int(s.cpus_per_trial)),
                      latency=cost_key == "latency_ms", cpu_limit_s=s.trial_cpu_limit,
-                     supernet=s.fidelity.supernet)
+                     supernet=s.fidelity.supernet, final=s.fidelity.final_proxy())
 
 
 def _scheduler(prepared: Prepared, state: Any):
