@@ -67,11 +67,10 @@ ARMS: dict[str, list[str]] = {
     "scratch-random": ["--proxy", "scratch", "--sampler", "random"],
     "supernet": ["--proxy", "supernet"],
     "supernet-random": ["--proxy", "supernet", "--sampler", "random"],
-    # the scratch proxy on 3x the images (proxy-more-data ranks best in bench_fidelity at the
-    # same cost), then a last rung: the quarter promoted at epoch 4 train 1 epoch for real
-    "final-rung": ["--proxy", "scratch", "--train-size", "6000", "--epochs", "4", "--eta", "4", "--final-epochs", "1"],
-    "final-rung-random": ["--proxy", "scratch", "--train-size", "6000", "--epochs", "4", "--eta", "4",
-                          "--final-epochs", "1", "--sampler", "random"],
+    # the default scratch proxy shortened to 3 epochs (rungs 1 and 3), then a last rung: the
+    # third promoted at epoch 3 (from its 9th arrival on) train 1 epoch for real
+    "final-rung": ["--proxy", "scratch", "--epochs", "3", "--final-epochs", "1"],
+    "final-rung-random": ["--proxy", "scratch", "--epochs", "3", "--final-epochs", "1", "--sampler", "random"],
 }
 
 COLUMNS = [

@@ -37,6 +37,16 @@ def test_the_last_rung_trains_on_all_the_search_images_at_full_size():
     assert small.final_proxy().val_size == (1437 - 1437 // 6) // 5
 
 
+def test_the_last_rung_waits_for_arrivals_before_it_promotes():
+    from nas.search.scheduler import RungBook
+
+    book = RungBook([1, 3], ("max", "min"), 3.0, warmup={3: 9})
+    first = [book.decide(3, k, (0.9 - 0.01 * k, 1.0 + k)) for k in range(8)]
+    assert not any(p for p, _ in first) and "from its 9th arrival on" in first[0][1]
+    assert book.decide(3, 8, (0.95, 0.5))[0], "the ninth, on the front, is the first to train for real"
+    assert book.decide(1, 0, (0.1, 1.0))[0], "other rungs promote their first arrival as before"
+
+
 @pytest.mark.slow
 def test_a_search_with_a_last_rung_decides_its_front_by_the_real_training(tmp_path):
     from test_search_e2e import TINY_SPACE
@@ -46,7 +56,7 @@ def test_a_search_with_a_last_rung_decides_its_front_by_the_real_training(tmp_pa
 
     space = tmp_path / "tiny.toml"
     space.write_text(TINY_SPACE)
-    args = ["search", "--space", str(space), "--budget", "8", "--dataset", "digits", "--epochs", "2", "--eta", "2",
+    args = ["search", "--space", str(space), "--budget", "12", "--dataset", "digits", "--epochs", "2", "--eta", "2",
             "--train-size", "300", "--val-size", "100", "--lr", "0.5", "--num-cpus", "2", "--final-epochs", "2",
             "--out", str(tmp_path), "--name", "run", "--status-interval", "5"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}

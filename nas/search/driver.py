@@ -195,7 +195,9 @@ def _scheduler(prepared: Prepared, state: Any):
     from nas.search.searcher import describe_trial_error
 
     s, fid, cost_key = prepared.settings, prepared.settings.fidelity, _cost_key(prepared)
-    book = RungBook(fid.rungs(), ("max", "min"), fid.eta if fid.eta > 1 else 2.0, budgeted=fid.promotion == "budgeted")
+    eta = fid.eta if fid.eta > 1 else 2.0
+    warmup = {fid.proxy.epochs: math.ceil(eta ** 2)} if fid.final_epochs else {}
+    book = RungBook(fid.rungs(), ("max", "min"), eta, budgeted=fid.promotion == "budgeted", warmup=warmup)
     _preload_rungs(book, state.study, cost_key)
 
     def on_error(trial) -> None:
