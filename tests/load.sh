@@ -30,8 +30,10 @@ stop_burners() {
 trap stop_burners EXIT
 trap 'exit 130' INT TERM  # Ctrl-C: the EXIT trap still stops the burners
 for _ in $(seq "$cores"); do
-    # a busy loop in a subshell of its own: one core each, killed by pid on exit
-    ( trap - INT TERM; while :; do :; done ) &
+    # One core each, in a session of its own like another user's job: with the kernel's
+    # autogroup scheduling a burner in the test's session would only starve Ray's workers
+    # (nice 15) instead of sharing the cores with the suite. Killed by pid on exit.
+    setsid bash -c 'while :; do :; done' &
     burners+=($!)
 done
 echo "tests/load.sh: $cores CPU burner(s) started (pids ${burners[*]}); $repeat run(s) of: python -m pytest -q $*" >&2
