@@ -82,8 +82,8 @@ def interrupted_then_resumed(space_file, tmp_path_factory):
     args = ["search", "--space", str(space_file), "--budget", str(BUDGET), "--max-params", str(MAX_PARAMS),
             "--out", str(out), "--name", "run", *COMMON]
     proc = subprocess.Popen(nas_cmd(*args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env())
-    deadline = time.time() + 180
-    while time.time() < deadline and proc.poll() is None and _finished(run_path) < 3:
+    # waits for the event (3 trials finished), however long a loaded machine takes to get there
+    while proc.poll() is None and _finished(run_path) < 3:
         time.sleep(0.2)
     interrupted = proc.poll() is None
     if interrupted:

@@ -21,7 +21,8 @@ How trials are told to Optuna:
 - rejected by ``--max-mflops`` / ``--max-params`` before training -> ``FAIL`` with
   ``fail_reason`` "infeasible: ..." and ``infeasible=True``;
 - still running when the search was interrupted -> ``FAIL`` with ``fail_reason``
-  "interrupted".
+  "interrupted";
+- ended by Ray before it trained -> ``FAIL`` with ``fail_reason`` "not started: ...".
 
 Budget: the budget counts TRAINED candidates - COMPLETE + PRUNED + FAIL while
 training (user attr ``counted=True``). Infeasible candidates cost no training and
