@@ -224,8 +224,13 @@ def _train_worker(payload: tuple[list[dict], int]) -> int:
 
 def run(args) -> None:
     if args.run:
-        run_folder, timing = Path(args.run), {}
-        budget = len(__import__("nas").load_run(args.run).trials)
+        import nas
+
+        run_folder = Path(args.run)
+        run = nas.load_run(args.run)
+        budget = int(run.config["budget"])
+        # a finished run records no process-tree CPU: its trials' own seconds (one thread each)
+        timing = {"cpu_seconds": float(run.trials.duration_s.fillna(0).sum()), "wall_seconds": 0.0}
     else:
         if args.arm not in ARMS:
             raise SystemExit(f"--arm {args.arm!r}: one of {', '.join(ARMS)}, or give --run FOLDER")
