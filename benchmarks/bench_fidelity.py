@@ -6,23 +6,31 @@ reference; it reads whatever rows exist. A *predictor* maps genotypes to scores 
 predicted more accurate); each one is reported with 90 % bootstrap intervals on:
 
 - Kendall tau and Spearman rho over all genotypes of the table;
-- mean Kendall tau *within cost bands* (where FLOPs alone tell nothing), beside the ceiling
-  that the table's own seed-to-seed agreement sets there (tau between two trainings of the
-  same genotypes that differ only in the seed);
+- **the headline within-band figure, pooled residual tau**: Kendall tau between the
+  predictor's and the truth's *cost-residualised* values (each minus its own quadratic in
+  log2(MFLOPs), ``random_draw.py``) over all band genotypes at once: how well the predictor
+  ranks networks of similar cost, where FLOPs alone tell nothing. Beside it the ceiling
+  computed the same way between two trainings that differ only in the seed (seed 0 as the
+  "predictor" of seed 1, over the genotypes that have both);
+- mean Kendall tau within each cost band, with the per-band seed-to-seed ceiling;
 - regret: per band, how many accuracy points the predictor's top pick lies below the
   band's true best (mean over bands), and the share of each band's true top-3 that the
   predictor's top-3 recovers;
 - the predictor's cost in CPU seconds per genotype.
 
-The truth of a genotype is its seed-0 accuracy (every genotype has one), so predictors and
-the seed-to-seed ceiling are compared against the same single training. Bootstrap, 2000 rounds: for the rank
-correlations, genotypes resampled with replacement within each band (all genotypes for the
-overall figures); for regret and top-3, the truth redrawn with the table's seed-to-seed noise.
+The truth of a genotype is the mean of its seeds' accuracies (every band genotype has
+seeds 0 and 1 once the table is complete; a genotype with only seed 0 so far counts with
+that one). Bootstrap, 2000 rounds: for the rank correlations, genotypes resampled with
+replacement within each band (all genotypes for the overall and pooled figures, the curves
+refitted each round); for regret and top-3, the truth redrawn with the table's seed-to-seed
+noise.
 
 Built-in predictors: ``mflops``, ``params`` (fvcore multiply-adds, parameter count) and the
 scratch proxy of the search at its default and two other settings (``proxy-default``: the
 search's ``ProxyConfig()``, 2000 images x 9 epochs at 14x14; ``proxy-short``: 2000 x 3 at
-14x14; ``proxy-more-data``: 6000 x 3 at 14x14, the default's image-epochs on 3x the images),
+14x14; ``proxy-more-data``: 6000 x 3 at 14x14, the default's image-epochs on 3x the images;
+``proxy-tse-28``: 10,000 images x 1 epoch at 28x28 scored by minus the sum of its training
+losses, TSE),
 and the one-shot ``supernet`` (one supernet of ``mdconv`` trained with the sandwich rule on
 20,000 images x 2 epochs at 14x14, every genotype scored by inherited weights after BN
 recalibration; ``supernet-short``: 10,000 images x 1 epoch; ``supernet-long``: 40,000 x 2; these
@@ -60,6 +68,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _machine import print_machine  # noqa: E402
 from ground_truth import FOLDER, TABLE_CSV, atomic_csv, commit_id, read_jobs, read_table  # noqa: E402
+from random_draw import bootstrap_pooled_tau, kendall, pooled_residual_tau  # noqa: E402
 
 PREDICTIONS = FOLDER / "predictions"
 BOOTSTRAP = 2000
@@ -70,7 +79,12 @@ PROXY_SETTINGS: dict[str, dict] = {
     "proxy-default": {},
     "proxy-short": {"epochs": 3},
     "proxy-more-data": {"train_size": 6000, "epochs": 3},
+    # full resolution, many images, a fraction of the image-epochs: scored by TSE below
+    "proxy-tse-28": {"train_size": 10000, "epochs": 1, "resolution": None},
 }
+#: Proxies scored by the sum of training losses (TSE, Ru et al. 2021: the training speed
+#: ranks networks early), negated so that higher is better, instead of validation accuracy.
+TSE_PROXIES = ("proxy-tse-28",)
 #: The one-shot predictor's settings (nas.supernet.folder.OneShotConfig field changes).
 SUPERNET_SETTINGS: dict[str, dict] = {
     "supernet": {"train_size": 20000, "epochs": 2, "resolution": 14, "val_size": 2000, "kernel": "centre"},
@@ -115,12 +129,15 @@ def score_genotype(kind: str, settings: tuple, genotype: str) -> float:
         from evaluators.proxy import ProxyConfig, prepare_proxy_data, proxy_train
 
         torch.set_num_threads(1)
-        config = replace(ProxyConfig(), **dict(settings))
+        settings = dict(settings)
+        tse = settings.pop("score", "") == "tse"
+        config = replace(ProxyConfig(), **settings)
         data = prepare_proxy_data(config)
+        losses = []
         last = None
         for last in proxy_train(genotype, data, config, device="cpu", seed=0, threads=1):
-            pass
-        return float(last.val_accuracy)
+            losses.append(last.train_loss * last.train_images)
+        return -float(sum(losses)) / data.train.images.shape[0] if tse else float(last.val_accuracy)
     raise ValueError(f"unknown predictor kind {kind!r}")
 
 
@@ -148,8 +165,12 @@ def builtin_predictors() -> dict[str, Predictor]:
         "params": Predictor("params", "trainable parameters (bigger = better)", "params"),
     }
     for name, changes in PROXY_SETTINGS.items():
-        found[name] = Predictor(name, f"scratch proxy, ProxyConfig() with {changes or 'no changes'}, seed 0",
-                                "proxy", tuple(sorted(changes.items())))
+        changes = dict(changes)
+        scored = "minus the sum of training losses (TSE)" if name in TSE_PROXIES else "validation accuracy"
+        if name in TSE_PROXIES:
+            changes["score"] = "tse"
+        found[name] = Predictor(name, f"scratch proxy, ProxyConfig() with {changes or 'no changes'}, seed 0, "
+                                f"scored by {scored}", "proxy", tuple(sorted(changes.items())))
     for name, changes in SUPERNET_SETTINGS.items():
         settings = tuple(sorted(changes.items()))
         found[name] = Predictor(name, f"supernet, OneShotConfig() with {changes}; the CPU s column is what "
@@ -220,11 +241,13 @@ def predictions(predictor: Predictor, genotypes: Sequence[str], workers: int, fr
 
 @dataclass(frozen=True)
 class Truth:
-    """The table, per genotype: seed-0 accuracy, band ('' for the extra rows), all seeds."""
+    """The table, per genotype: the seed-mean accuracy, band ('' for the extra rows), all
+    seeds, MFLOPs."""
 
     accuracy: dict[str, float]
     band: dict[str, str]
     seeds: dict[str, dict[int, float]]
+    mflops: dict[str, float]
 
     @property
     def genotypes(self) -> list[str]:
@@ -244,22 +267,19 @@ def load_truth(path: Path = TABLE_CSV, epochs: int | None = None) -> Truth:
         epochs = max(int(r["epochs"]) for r in rows)
     seeds: dict[str, dict[int, float]] = {}
     band: dict[str, str] = {}
+    mflops: dict[str, float] = {}
     for r in rows:
         if int(r["epochs"]) != epochs:
             continue
         seeds.setdefault(r["genotype"], {})[int(r["seed"])] = float(r["val_accuracy"])
         band[r["genotype"]] = r["band"]
-    accuracy = {g: s[0] for g, s in seeds.items() if 0 in s}
-    return Truth(accuracy, {g: band[g] for g in accuracy}, {g: seeds[g] for g in accuracy})
+        mflops[r["genotype"]] = float(r["mflops"])
+    accuracy = {g: sum(s.values()) / len(s) for g, s in seeds.items() if 0 in s}
+    return Truth(accuracy, {g: band[g] for g in accuracy}, {g: seeds[g] for g in accuracy},
+                 {g: mflops[g] for g in accuracy})
 
 
 # ------------------------------------------------------------------------ metrics
-
-
-def kendall(x: Sequence[float], y: Sequence[float]) -> float:
-    from scipy.stats import kendalltau
-
-    return float(kendalltau(x, y).statistic) if len(set(x)) > 1 and len(set(y)) > 1 else float("nan")
 
 
 def spearman(x: Sequence[float], y: Sequence[float]) -> float:
@@ -339,6 +359,18 @@ def seed_noise(truth: Truth) -> float:
     return math.sqrt(sum(v * (n - 1) for v, n in devs) / sum(n - 1 for _, n in devs))
 
 
+def pooled_ceiling(truth: Truth) -> tuple[float, tuple[float, float], int]:
+    """The pooled residual tau between two trainings (seed 0 vs seed 1) of the band genotypes
+    that have both: the most a predictor can be expected to reach, computed the same way."""
+    paired = [g for g in truth.genotypes if truth.band[g] and 1 in truth.seeds[g]]
+    if len(paired) < 5:
+        return math.nan, (math.nan, math.nan), len(paired)
+    s0 = {g: truth.seeds[g][0] for g in paired}
+    s1 = {g: truth.seeds[g][1] for g in paired}
+    return (pooled_residual_tau(s0, s1, truth.mflops, paired),
+            bootstrap_pooled_tau(s0, s1, truth.mflops, paired), len(paired))
+
+
 def seed_ceiling(truth: Truth, rounds: int = BOOTSTRAP) -> dict[str, tuple[float, tuple[float, float], int]]:
     """Per band with >= 3 genotypes trained with seeds 0 and 1: tau(seed 0, seed 1), interval, n."""
     out = {}
@@ -406,18 +438,22 @@ def report(truth: Truth, scored: dict[str, dict[str, tuple[float, float]]], desc
     ceiling = seed_ceiling(truth)
     noise = seed_noise(truth)
     ceiling_text = "; ".join(f"band {b}: {_fmt(v, i)} (n={n})" for b, (v, i, n) in ceiling.items()) or "not measured yet"
+    pooled_value, pooled_interval, paired = pooled_ceiling(truth)
+    band_members = [g for m in groups.values() for g in m]
     lines = [
         f"{len(everyone)} genotypes ({sum(len(s) for s in truth.seeds.values())} rows), "
-        f"bands with >= 3 genotypes: {', '.join(f'{b} ({len(m)})' for b, m in groups.items())}",
-        f"seed-to-seed within-band tau (the ceiling): {ceiling_text}",
+        f"bands with >= 3 genotypes: {', '.join(f'{b} ({len(m)})' for b, m in groups.items())}; "
+        f"{sum(len(truth.seeds[g]) >= 2 for g in band_members)} band genotypes with >= 2 seeds",
+        f"seed-to-seed pooled residual tau (the ceiling): {_fmt(pooled_value, pooled_interval)} (n={paired})",
+        f"seed-to-seed within-band tau, per band: {ceiling_text}",
         f"seed-to-seed noise of one accuracy (pooled std): {100 * noise:.2f} points",
         "",
-        "| predictor | Kendall tau, all | Spearman rho, all | mean tau within bands | regret, points | top-3 recovered | CPU s / genotype |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| predictor | pooled residual tau (within bands) | Kendall tau, all | Spearman rho, all | mean tau within bands | regret, points | top-3 recovered | CPU s / genotype |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     if ceiling:
         value = _nanmean([v for v, _, _ in ceiling.values()])
-        lines.append(f"| *seed-to-seed (ceiling)* | - | - | {value:.2f} | - | - | - |")
+        lines.append(f"| *seed-to-seed (ceiling)* | {_fmt(pooled_value, pooled_interval)} | - | - | {value:.2f} | - | - | - |")
     for name, values in scored.items():
         score = {g: v[0] for g, v in values.items() if math.isfinite(v[0])}  # NaN: cannot score it
         cpu = sum(v[1] for v in values.values()) / len(values)
@@ -426,9 +462,12 @@ def report(truth: Truth, scored: dict[str, dict[str, tuple[float, float]]], desc
         scorable = [g for g in everyone if g in score]
         point = metrics(mine, scorable, score, truth.accuracy)
         ci = bootstrap(mine, scorable, score, truth.accuracy, noise)
+        pooled_members = [g for m in mine.values() for g in m]
+        pooled = pooled_residual_tau(score, truth.accuracy, truth.mflops, pooled_members)
+        pooled_ci = bootstrap_pooled_tau(score, truth.accuracy, truth.mflops, pooled_members)
         left = f" ({len(everyone) - len(scorable)} not scorable)" if len(scorable) < len(everyone) else ""
         lines.append(
-            f"| {name}{left} | {_fmt(point['tau'], ci.get('tau'))} | {_fmt(point['rho'], ci.get('rho'))} | "
+            f"| {name}{left} | **{_fmt(pooled, pooled_ci)}** | {_fmt(point['tau'], ci.get('tau'))} | {_fmt(point['rho'], ci.get('rho'))} | "
             f"{_fmt(point['band_tau'], ci.get('band_tau'))} | {_fmt(point['regret'], ci.get('regret'))} | "
             f"{_fmt(point['top3'], ci.get('top3'), 0, pct=True)} | {cpu:.2f} |"
         )

@@ -78,7 +78,6 @@ SPACE = "mdconv"
 DATASET = "fashion-mnist"
 RESOLUTION = 28
 VAL_SIZE = 10_000
-SPLIT_SEED = 0
 DEFAULT_EPOCHS = 3
 
 BANDS = (2.0, 4.0, 8.0, 16.0)
@@ -285,17 +284,22 @@ def locked(path: Path) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def append_row(row: dict, path: Path = TABLE_CSV) -> bool:
-    """Append ``row`` unless its job is already there; False if it was. Safe across processes."""
+def append_row(row: dict, path: Path = TABLE_CSV, columns: list[str] = TABLE_COLUMNS,
+               key: tuple[str, ...] = ("job", "epochs")) -> bool:
+    """Append ``row`` unless a row with the same ``key`` fields is there; False if it was.
+    Safe across processes (a file lock around the check and the append)."""
+    def same(r: dict) -> bool:
+        return all(str(r.get(k, "")) == str(row.get(k, "")) for k in key)
+
     with locked(path.with_name(path.name + ".lock")):
-        if any(_key(r) == _key(row) for r in read_table(path)):
+        if any(same(r) for r in read_table(path)):
             return False
         new = not path.is_file() or path.stat().st_size == 0
         with path.open("a", newline="") as fh:
-            writer = csv.DictWriter(fh, fieldnames=TABLE_COLUMNS, lineterminator="\n")
+            writer = csv.DictWriter(fh, fieldnames=columns, lineterminator="\n")
             if new:
                 writer.writeheader()
-            writer.writerow({k: row.get(k, "") for k in TABLE_COLUMNS})
+            writer.writerow({k: row.get(k, "") for k in columns})
             fh.flush()
             os.fsync(fh.fileno())
         return True
@@ -361,12 +365,14 @@ class Reference:
 
 
 def load_reference_data():
-    """(train, val): the TRAIN split minus a fixed stratified validation part of VAL_SIZE."""
+    """(dataset, train, val): the TRAIN split minus the judge's part, which it validates on
+    (nas.data.split.split_judge: VAL_SIZE images, no search ever reads them)."""
     from nas.data import load_dataset
-    from nas.data.split import split_train_val
+    from nas.data.split import split_judge
 
     dataset = load_dataset(DATASET)
-    train, val = split_train_val(dataset, val_size=VAL_SIZE, seed=SPLIT_SEED)
+    train, val = split_judge(dataset)
+    assert len(val) == VAL_SIZE, (len(val), VAL_SIZE)
     return dataset, train, val
 
 

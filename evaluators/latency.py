@@ -4,6 +4,13 @@ Timing is wall-clock (``time.perf_counter``) around each forward pass; on CUDA t
 is synchronized before starting and after finishing each pass so the time covers the
 kernels, not just their launch. The model's train/eval mode, its device and the torch
 thread count are restored afterwards.
+
+A figure is only worth what the machine lets it be: on a shared machine one pass in a
+round may take 10x another. So passes are timed in rounds until the medians of the last
+:data:`SETTLE_ROUNDS` rounds agree within ``tolerance`` (or ``max_rounds`` is reached), and
+the result carries its spread (the interquartile range over the median) and ``stable``:
+the rounds settled and the spread is at most :data:`MAX_SPREAD`. A caller shows an
+unstable figure as such rather than as a measurement.
 """
 
 from __future__ import annotations
@@ -16,6 +23,11 @@ from typing import Iterator, Sequence
 
 import torch
 import torch.nn as nn
+
+#: Rounds whose medians must agree for the figure to count as settled.
+SETTLE_ROUNDS = 3
+#: Widest interquartile range, relative to the median, of a stable figure.
+MAX_SPREAD = 0.25
 
 
 @dataclass(frozen=True)
@@ -30,9 +42,17 @@ class Latency:
     batch_size: int
     device: str
     threads: int
+    spread: float = 0.0  # (p75 - p25) / median of the timed passes
+    rounds: int = 1
+    stable: bool = True  # the rounds' medians settled and spread <= MAX_SPREAD
 
     def __float__(self) -> float:
         return self.median_ms
+
+    def describe(self) -> str:
+        """``0.782 ms ±6%`` or ``12.8 ms ±140% (unstable)``."""
+        text = f"{self.median_ms:.3g} ms ±{100 * self.spread:.0f}%"
+        return text if self.stable else text + " (unstable)"
 
 
 def _percentile(sorted_values: list[float], q: float) -> float:
@@ -67,8 +87,10 @@ def measure_latency(
     warmup: int = 10,
     repeats: int = 50,
     threads: int | None = None,
+    max_rounds: int = 1,
+    tolerance: float = 0.05,
 ) -> Latency:
-    """Time ``repeats`` forward passes after ``warmup`` untimed ones.
+    """Time rounds of ``repeats`` forward passes after ``warmup`` untimed ones.
 
     Args:
         model: the module; moved to ``device`` for the measurement and moved back after.
@@ -79,6 +101,9 @@ def measure_latency(
         repeats: timed passes; median and p90 are over these.
         threads: torch intra-op threads during the measurement (``None``: leave as is);
             the previous setting is restored afterwards.
+        max_rounds: at most this many rounds; more than one: stop once the medians of the
+            last SETTLE_ROUNDS rounds are within ``tolerance`` of each other. Median, p90
+            and spread are over the passes of those last rounds.
     """
     batch_size, shape = _batch_and_shape(input_shape, batch_size, repeats, warmup)
     device = torch.device(device)
@@ -90,22 +115,42 @@ def measure_latency(
         try:
             model.to(device).eval()
             x = torch.randn((batch_size,) + shape, device=device, dtype=dtype)
-            times = _time_passes(model, x, warmup, repeats)
+            times, rounds, settled = _settled_passes(model, x, warmup, repeats, max_rounds, tolerance)
         finally:
             model.to(home)
             for m, training in modes.items():
                 m.training = training
     times.sort()
+    median = statistics.median(times)
+    spread = (_percentile(times, 0.75) - _percentile(times, 0.25)) / median if median > 0 else 0.0
     return Latency(
-        median_ms=statistics.median(times),
+        median_ms=median,
         p90_ms=_percentile(times, 0.9),
         mean_ms=statistics.fmean(times),
         min_ms=times[0],
-        repeats=repeats,
+        repeats=len(times),
         batch_size=batch_size,
         device=str(device),
         threads=n_threads,
+        spread=spread,
+        rounds=rounds,
+        stable=settled and spread <= MAX_SPREAD,
     )
+
+
+def _settled_passes(model: nn.Module, x: torch.Tensor, warmup: int, repeats: int, max_rounds: int,
+                    tolerance: float) -> tuple[list[float], int, bool]:
+    """(the times of the last rounds, rounds run, whether their medians settled)."""
+    rounds: list[list[float]] = [_time_passes(model, x, warmup, repeats)]
+    if max_rounds <= 1:
+        return rounds[0], 1, True
+    while len(rounds) < max_rounds:
+        rounds.append(_time_passes(model, x, 0, repeats))
+        last = rounds[-SETTLE_ROUNDS:]
+        medians = [statistics.median(r) for r in last]
+        if len(last) == SETTLE_ROUNDS and max(medians) - min(medians) <= tolerance * min(medians):
+            return [t for r in last for t in r], len(rounds), True
+    return [t for r in rounds[-SETTLE_ROUNDS:] for t in r], len(rounds), False
 
 
 def _batch_and_shape(

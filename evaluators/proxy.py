@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Iterator
 import torch
 import torch.nn.functional as F
 
-from nas.data import Dataset, TensorSplit, load_dataset, split_train_val, stratified_subset
+from nas.data import Dataset, TensorSplit, load_dataset, search_split, stratified_subset
 from nas.errors import NasInputError
 from nas.training import EpochResult, Recipe, recipe_for, train_epochs
 
@@ -143,11 +143,12 @@ def _resize(split: TensorSplit, size: int) -> TensorSplit:
 
 
 def proxy_data_from(dataset: Dataset, config: ProxyConfig) -> ProxyData:
-    """Carve the proxy's data out of an already loaded data set's TRAIN split."""
-    n = len(dataset.train)
-    if config.val_size >= n:
-        raise NasInputError(f"proxy: val_size {config.val_size} leaves nothing to train on ({n} train images)")
-    rest, val = split_train_val(dataset, val_size=config.val_size, seed=config.split_seed)
+    """Carve the proxy's data out of an already loaded data set's TRAIN split, without the
+    judge's images (:func:`nas.data.split.search_split`)."""
+    try:
+        rest, val = search_split(dataset, val_size=config.val_size, seed=config.split_seed)
+    except NasInputError as exc:
+        raise NasInputError(f"proxy: {exc}") from None
     train = stratified_subset(rest, config.train_size, seed=config.split_seed)
     if config.resolution is not None:
         train, val = _resize(train, config.resolution), _resize(val, config.resolution)

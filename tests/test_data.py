@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import torch
 
-from nas.data import load_dataset, split_train_val, stratified_subset
+from nas.data import load_dataset, search_split, split_judge, split_train_val, stratified_subset
 from nas.errors import NasInputError
 
 FMNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
@@ -281,3 +281,32 @@ def test_split_train_val_is_stratified_fixed_and_disjoint():
         split_train_val(ds)
     with pytest.raises(NasInputError, match="val_size must be in"):
         split_train_val(ds, val_size=len(ds.train))
+
+
+def _rows(split) -> set[bytes]:
+    return {bytes(x.numpy().tobytes()) + bytes([int(y)]) for x, y in zip(split.images, split.labels)}
+
+
+def test_the_judges_images_are_never_in_a_search_split():
+    ds = load_dataset("digits")
+    rest, judge = split_judge(ds)
+    assert len(judge) == len(ds.train) // 6 and len(rest) + len(judge) == len(ds.train)
+    again, judge_again = split_judge(ds.train)
+    assert torch.equal(judge.images, judge_again.images) and torch.equal(rest.labels, again.labels)
+    for seed in (0, 1, 7):
+        train, val = search_split(ds, val_size=100, seed=seed)
+        assert len(val) == 100 and len(train) == len(rest) - 100
+        assert not _rows(val) & _rows(judge) and not _rows(train) & _rows(judge)
+        assert not _rows(val) & _rows(train)
+    with pytest.raises(NasInputError, match=f"once the judge's {len(judge)} are set aside"):
+        search_split(ds, val_size=len(rest))
+
+
+@pytest.mark.skipif(not FMNIST_DIR.is_dir(), reason="needs the real Fashion-MNIST")
+def test_the_judge_of_fashion_mnist_is_the_ground_truths_validation_part():
+    """The ground truth's rows were validated on split_train_val(val_size=10,000, seed=0):
+    the judge's part must stay exactly those images, or the rows would stop being comparable."""
+    ds = load_dataset("fashion-mnist")
+    rest, judge = split_judge(ds)
+    old_train, old_val = split_train_val(ds, val_size=10_000, seed=0)
+    assert torch.equal(judge.images, old_val.images) and torch.equal(rest.labels, old_train.labels)

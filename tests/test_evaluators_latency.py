@@ -51,3 +51,31 @@ def test_cuda_latency():
     lat = measure_latency(model, (1, 28, 28), device="cuda", warmup=1, repeats=3)
     assert lat.median_ms > 0 and lat.device.startswith("cuda")
     assert next(model.parameters()).device.type == "cpu"
+
+
+def test_a_figure_settles_over_rounds_and_carries_its_spread():
+    model = build("stem c8 s1 | ds k3 c8 | head c0", num_classes=10, in_chans=1)
+    lat = measure_latency(model, (1, 28, 28), warmup=3, repeats=20, threads=1, max_rounds=12, tolerance=0.5)
+    assert 3 <= lat.rounds <= 12 and lat.repeats == 3 * 20
+    assert lat.spread >= 0 and ("unstable" in lat.describe()) != lat.stable
+    one = measure_latency(model, (1, 28, 28), warmup=1, repeats=5, threads=1)
+    assert one.rounds == 1 and one.repeats == 5
+
+
+def test_a_figure_that_does_not_settle_is_flagged():
+    """A model whose passes alternate 1x and 30x in time: no two rounds' medians agree within 1 %."""
+    import time as _time
+
+    class Jittery(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.lin = torch.nn.Linear(1, 1)
+            self.calls = 0
+
+        def forward(self, x):
+            self.calls += 1
+            _time.sleep(0.0001 if (self.calls // 7) % 2 else 0.003)
+            return x
+
+    lat = measure_latency(Jittery(), (1, 2, 2), warmup=0, repeats=5, threads=1, max_rounds=4, tolerance=0.01)
+    assert not lat.stable and lat.rounds == 4 and lat.describe().endswith("(unstable)")

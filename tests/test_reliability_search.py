@@ -140,14 +140,16 @@ def test_sigkill_mid_trial_then_resume_reaches_budget(space_file, tmp_path):
     run_path = tmp_path / "killed"
     with Search("--space", str(space_file), "--budget", str(budget), "--epochs", "8", "--num-cpus", "1",
                 "--out", str(tmp_path), "--name", "killed", *FAST) as search:
-        deadline = time.time() + 240
         before = []
-        while time.time() < deadline and search.proc.poll() is None:
+        while search.proc.poll() is None:
+            # stopped while it is looked at: no trial can finish between the look and the kill
+            os.kill(search.proc.pid, signal.SIGSTOP)
             trials = _snapshot_trials(run_path)
             states = [t.state.name for t in trials]
             if sum(s in ("COMPLETE", "PRUNED", "FAIL") for s in states) >= 2 and "RUNNING" in states:
                 before = trials
                 break
+            os.kill(search.proc.pid, signal.SIGCONT)
             time.sleep(0.25)
         assert before, f"never saw 2 finished + 1 running trial; {search.describe()}"
         os.killpg(search.sid, signal.SIGKILL)  # the whole process group of `nas search` ...
@@ -227,16 +229,19 @@ def test_second_search_on_the_same_run_is_refused(space_file, tmp_path):
     run_path = tmp_path / "shared"
     with Search("--space", str(space_file), "--budget", str(budget), "--epochs", "2", "--num-cpus", "2",
                 "--out", str(tmp_path), "--name", "shared", *FAST) as first:
-        deadline = time.time() + 120
-        while time.time() < deadline and not (run_path / "config.json").exists() and first.proc.poll() is None:
+        while not (run_path / "config.json").exists() and first.proc.poll() is None:
             time.sleep(0.1)
-        assert (run_path / ".lock").exists() and (run_path / "config.json").exists()
-        resume = run_nas("search", "--resume", str(run_path), timeout=120)
-        fresh = run_nas("search", "--space", str(space_file), "--budget", "2", "--out", str(tmp_path), "--name",
-                        "shared", *FAST, timeout=120)
-        still_running = first.proc.poll() is None
+        # Held on an event, not a clock: the first search is stopped (SIGSTOP; its lock stays
+        # held) until both attempts have been refused, so it cannot end before them.
+        os.kill(first.proc.pid, signal.SIGSTOP)
+        try:
+            assert (run_path / ".lock").exists() and (run_path / "config.json").exists(), first.describe()
+            resume = run_nas("search", "--resume", str(run_path), timeout=300)
+            fresh = run_nas("search", "--space", str(space_file), "--budget", "2", "--out", str(tmp_path), "--name",
+                            "shared", *FAST, timeout=300)
+        finally:
+            os.kill(first.proc.pid, signal.SIGCONT)
         done = first.finish()
-    assert still_running, "the first search ended before the second one was tried; make it longer"
     for second, needle in ((resume, "another search is running"), (fresh, "already exists")):
         assert second.returncode == 2, second.stderr
         assert needle in second.stderr and str(run_path) in second.stderr

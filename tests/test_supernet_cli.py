@@ -60,8 +60,7 @@ def test_killed_training_resumes_to_the_same_supernet(tmp_path):
 
     broken = _train(space, tmp_path / "broken")
     checkpoint = tmp_path / "broken" / "supernet.pt"
-    deadline = time.monotonic() + 240
-    while not checkpoint.exists() and broken.poll() is None and time.monotonic() < deadline:
+    while not checkpoint.exists() and broken.poll() is None:  # the event, however long it takes
         time.sleep(0.05)
     assert broken.poll() is None, "killed before it ended"
     broken.send_signal(signal.SIGKILL)

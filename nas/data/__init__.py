@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from nas.data.base import Dataset, TensorSplit, channel_stats
 from nas.data.registry import DATASET_NAMES, DEFAULT_DATASET, load_dataset
-from nas.data.split import split_train_val, stratified_indices, stratified_subset
+from nas.data.split import search_split, split_judge, split_train_val, stratified_indices, stratified_subset
 
 __all__ = [
     "DATASET_NAMES",
@@ -18,6 +18,8 @@ __all__ = [
     "TensorSplit",
     "channel_stats",
     "load_dataset",
+    "search_split",
+    "split_judge",
     "split_train_val",
     "stratified_indices",
     "stratified_subset",

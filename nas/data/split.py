@@ -4,6 +4,11 @@ The search only ever sees the *train* split: :func:`split_train_val` carves a
 validation part out of it, and :func:`stratified_subset` takes a smaller, still
 class-balanced, sample (the proxy trains on one). The official test split is left
 for the final retrain.
+
+:func:`split_judge` sets aside the *judge's* part of the TRAIN split: the images the
+project's benchmarks measure a search's picks on (``benchmarks/ground_truth.py``). No
+search, proxy or supernet reads them (:func:`search_split`), so a search cannot select on
+the images it is judged by.
 """
 
 from __future__ import annotations
@@ -60,6 +65,37 @@ def _resolve_size(n: int, fraction: float | None, size: int | None, what: str) -
     if not 0 < size < n:
         raise NasInputError(f"{what}_size must be in 1..{n - 1} for a split of {n}, got {size}")
     return int(size)
+
+
+#: The judge's part of a TRAIN split: 10,000 images (Fashion-MNIST: of 60,000), at most a
+#: sixth of a smaller split; stratified, always carved with JUDGE_SEED.
+JUDGE_SIZE = 10_000
+JUDGE_SEED = 0
+
+
+def judge_size(n: int) -> int:
+    """How many of a TRAIN split's ``n`` images are the judge's."""
+    return min(JUDGE_SIZE, n // 6)
+
+
+def split_judge(data: Dataset | TensorSplit) -> tuple[TensorSplit, TensorSplit]:
+    """(rest, judge): the TRAIN split without and with the judge's images (see JUDGE_SIZE).
+
+    The same images whatever the caller: the ground truth validates on ``judge``, a search
+    only ever reads ``rest`` (:func:`search_split`)."""
+    split = data.train if isinstance(data, Dataset) else data
+    return split_train_val(split, val_size=judge_size(len(split)), seed=JUDGE_SEED)
+
+
+def search_split(data: Dataset | TensorSplit, val_size: int, seed: int = 0) -> tuple[TensorSplit, TensorSplit]:
+    """(train, val) for a search: ``val_size`` held-out images and the rest, both carved from
+    the TRAIN split *without* the judge's images, so the two never overlap."""
+    rest, _judge = split_judge(data)
+    if not 0 < val_size < len(rest):
+        raise NasInputError(
+            f"val_size {val_size} must be in 1..{len(rest) - 1}: the TRAIN split has {len(rest)} images "
+            f"once the judge's {len(_judge)} are set aside")
+    return split_train_val(rest, val_size=val_size, seed=seed)
 
 
 def split_train_val(

@@ -55,7 +55,8 @@ CONFIG_FORMAT = 1
 
 # Fidelity keys older runs lack, with the value they ran with: the proxy's 14 px before
 # --proxy-resolution, plain asynchronous promotion before --promotion.
-OLDER_RUNS_FIDELITY = {"resolution": 14, "promotion": "asha", "proxy": "scratch", "supernet": None}
+OLDER_RUNS_FIDELITY = {"resolution": 14, "promotion": "asha", "proxy": "scratch", "supernet": None,
+                       "final_epochs": 0}
 _REQUIRED_KEYS = ("study_name", "objectives", "fidelity")
 
 

@@ -68,7 +68,8 @@ def trials_frame(study: "optuna.Study", config: dict[str, Any]) -> "pd.DataFrame
     """One row per trial of the study, columns as in the module docstring."""
     import pandas as pd
 
-    max_epochs = int(config["fidelity"]["epochs"])
+    fidelity = config["fidelity"]
+    max_epochs = int(fidelity.get("full_fidelity") or fidelity["epochs"])  # older runs: no last rung
     with_latency = "latency_ms" in config["objectives"]
     rows = []
     for t in study.get_trials(deepcopy=False):

@@ -123,7 +123,7 @@ def _run_locked(prepared: Prepared) -> SearchOutcome:
     interrupted, fit_s = False, 0.0
     try:
         if remaining > 0:
-            interrupted, fit_s = _fit(prepared, state, remaining)
+            interrupted, fit_s = _fit(prepared, state)
     finally:
         front = views.write_all()
     return SearchOutcome(prepared.run_path, front, state.done, s.budget, interrupted, state.stop_reason,
@@ -186,7 +186,7 @@ def trial_spec(s: SearchSettings, cost_key: str) -> TrialSpec:
     """What every trial's worker needs besides its arch (see nas.search.trainable.run_candidate)."""
     return TrialSpec(proxy=s.fidelity.proxy, seed=s.seed, threads=max(1, int(s.cpus_per_trial)),
                      latency=cost_key == "latency_ms", cpu_limit_s=s.trial_cpu_limit,
-                     supernet=s.fidelity.supernet)
+                     supernet=s.fidelity.supernet, final=s.fidelity.final_proxy())
 
 
 def _scheduler(prepared: Prepared, state: Any):
@@ -195,7 +195,9 @@ def _scheduler(prepared: Prepared, state: Any):
     from nas.search.searcher import describe_trial_error
 
     s, fid, cost_key = prepared.settings, prepared.settings.fidelity, _cost_key(prepared)
-    book = RungBook(fid.rungs(), ("max", "min"), fid.eta if fid.eta > 1 else 2.0, budgeted=fid.promotion == "budgeted")
+    eta = fid.eta if fid.eta > 1 else 2.0
+    warmup = {fid.proxy.epochs: math.ceil(eta ** 2)} if fid.final_epochs else {}
+    book = RungBook(fid.rungs(), ("max", "min"), eta, budgeted=fid.promotion == "budgeted", warmup=warmup)
     _preload_rungs(book, state.study, cost_key)
 
     def on_error(trial) -> None:
@@ -223,29 +225,32 @@ def _preload_rungs(book: Any, study: Any, cost_key: str) -> None:
         book.preload(t.number, curve, float(cost), promoted_to=len(curve))
 
 
-def _tuner(prepared: Prepared, state: Any, remaining: int, callbacks: list, stop: Any, ray_dir: str):
+def _tuner(prepared: Prepared, state: Any, callbacks: list, stop: Any, ray_dir: str):
     from ray import tune
 
-    from nas.search.searcher import StudySearcher
+    from nas.search.searcher import LostTrials, StudySearcher
     from nas.search.trainable import train_candidate
 
     s = prepared.settings
     resources = {"cpu": s.cpus_per_trial, "gpu": s.gpus_per_trial}
     spec = trial_spec(s, _cost_key(prepared))
     trainable = tune.with_resources(tune.with_parameters(train_candidate, spec=spec), resources)
+    searcher = StudySearcher(state)
     return tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(
-            search_alg=StudySearcher(state),
+            search_alg=searcher,
             scheduler=_scheduler(prepared, state),
-            num_samples=remaining,
+            # The searcher ends the search once the counted trials reach the budget: a Ray
+            # trial that ends untrained does not count, and another one takes its place.
+            num_samples=-1,
             reuse_actors=True,
         ),
         run_config=tune.RunConfig(
             name="tune",
             storage_path=ray_dir,
             verbose=2 if s.verbose else 0,
-            callbacks=callbacks,
+            callbacks=[LostTrials(searcher), *callbacks],
             stop=stop,
             failure_config=tune.FailureConfig(max_failures=0),
             checkpoint_config=tune.CheckpointConfig(checkpoint_at_end=False),
@@ -254,8 +259,8 @@ def _tuner(prepared: Prepared, state: Any, remaining: int, callbacks: list, stop
     )
 
 
-def _fit(prepared: Prepared, state: Any, remaining: int) -> tuple[bool, float]:
-    """Train ``remaining`` candidates with Ray Tune; returns (interrupted, seconds in the Tune loop)."""
+def _fit(prepared: Prepared, state: Any) -> tuple[bool, float]:
+    """Train candidates with Ray Tune until the counted ones reach the budget; returns (interrupted, seconds in the Tune loop)."""
     from nas.search.interrupt import Interrupt, stopper
     from nas.search.progress import StatusLine
 
@@ -268,7 +273,7 @@ def _fit(prepared: Prepared, state: Any, remaining: int) -> tuple[bool, float]:
         state.interrupted = True
 
     ray_dir = tempfile.mkdtemp(prefix="nas-ray-")
-    tuner = _tuner(prepared, state, remaining, [status], stopper(lambda: stop_requested["stop"]), ray_dir)
+    tuner = _tuner(prepared, state, [status], stopper(lambda: stop_requested["stop"]), ray_dir)
     t_fit = time.perf_counter()
     interrupted = False
     try:

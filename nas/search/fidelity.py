@@ -19,6 +19,8 @@ from nas.errors import NasInputError
 from nas.moo import rung_epochs
 
 PROMOTIONS = ("budgeted", "asha")
+#: The last rung's held-out images: at most this many, a fifth of a smaller search carve.
+FINAL_VAL_SIZE = 10_000
 
 
 @dataclass(frozen=True)
@@ -40,13 +42,21 @@ class Fidelity:
     #: A trained supernet folder (``nas supernet train``): epoch 1 of a trial is the candidate's
     #: score by inherited weights, later epochs fine-tune it from them. None: the scratch proxy.
     supernet: Optional[str] = None
+    #: The last rung: a candidate promoted past the proxy's last epoch trains *for real*,
+    #: ``final_epochs`` epochs from scratch on all the search's training images at the data's
+    #: own size, scored on the search's own held-out images (never the judge's); that score is
+    #: its full-fidelity accuracy, so the front is decided by real training. 0: no last rung.
+    final_epochs: int = 0
+    #: Held-out images of the last rung (set by :meth:`bound` from the data's size).
+    final_val_size: int = FINAL_VAL_SIZE
 
     @classmethod
     def from_options(cls, epochs: Optional[int] = None, min_epochs: Optional[int] = None,
                      eta: Optional[float] = None, train_size: Optional[int] = None,
                      val_size: Optional[int] = None, batch_size: Optional[int] = None,
                      lr: Optional[float] = None, resolution: Optional[int] = None,
-                     promotion: Optional[str] = None, supernet: Optional[str] = None) -> "Fidelity":
+                     promotion: Optional[str] = None, supernet: Optional[str] = None,
+                     final_epochs: Optional[int] = None) -> "Fidelity":
         """Validated fidelity from the ``nas search`` options (None: not given, the default);
         bad values -> :class:`NasInputError` naming the flag. ``resolution`` 0: the data's own size."""
         base = cls()
@@ -57,7 +67,10 @@ class Fidelity:
             eta=float(eta if eta is not None else base.eta),
             promotion=promotion if promotion is not None else base.promotion,
             supernet=str(supernet) if supernet else None,
+            final_epochs=int(final_epochs if final_epochs is not None else base.final_epochs),
         )
+        if fid.final_epochs < 0:
+            raise NasInputError(f"--final-epochs must be >= 0 (0: no last rung), got {fid.final_epochs}")
         epochs = int(epochs if epochs is not None else p.epochs)
         sizes = (int(train_size if train_size is not None else p.train_size),
                  int(val_size if val_size is not None else p.val_size))
@@ -75,7 +88,8 @@ class Fidelity:
         return {"epochs": p.epochs, "min_epochs": self.min_epochs, "eta": self.eta, "train_size": p.train_size,
                 "val_size": p.val_size, "batch_size": p.batch_size, "lr": p.lr, "resolution": p.resolution or 0,
                 "promotion": self.promotion, "rungs": self.rungs(),
-                "proxy": "supernet" if self.supernet else "scratch", "supernet": self.supernet}
+                "proxy": "supernet" if self.supernet else "scratch", "supernet": self.supernet,
+                "final_epochs": self.final_epochs, "full_fidelity": self.epochs}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Fidelity":
@@ -84,19 +98,38 @@ class Fidelity:
         missing = [k for k in keys if k not in d]
         if missing:
             raise NasInputError(f"config.json: fidelity lacks {', '.join(map(repr, missing))}")
-        return cls.from_options(**{k: d[k] for k in keys}, supernet=d.get("supernet"))  # older runs: scratch
+        # older runs: scratch, no last rung
+        return cls.from_options(**{k: d[k] for k in keys}, supernet=d.get("supernet"),
+                                final_epochs=d.get("final_epochs", 0))
 
-    def bound(self, dataset: str, data_dir: Optional[str], seed: int) -> "Fidelity":
-        """This fidelity on a run's data: the dataset, its data subset seed and the epochs to validate
-        after (the rungs and the last: ~10% of a trial's time goes to validation)."""
+    def bound(self, dataset: str, data_dir: Optional[str], seed: int, train_images: Optional[int] = None) -> "Fidelity":
+        """This fidelity on a run's data: the dataset, its data subset seed, the epochs to validate
+        after (the rungs and the last: ~10% of a trial's time goes to validation) and the last
+        rung's held-out size for a TRAIN split of ``train_images``."""
+        from nas.data.split import judge_size
+
         proxy = replace(self.proxy, dataset=dataset, data_dir=data_dir, split_seed=int(seed),
-                        eval_epochs=(*self.rungs(), self.proxy.epochs))
-        return replace(self, proxy=proxy)
+                        eval_epochs=tuple(r for r in (*self.rungs(), self.proxy.epochs) if r <= self.proxy.epochs))
+        final_val = self.final_val_size
+        if train_images:
+            final_val = min(FINAL_VAL_SIZE, (train_images - judge_size(train_images)) // 5)
+        return replace(self, proxy=proxy, final_val_size=max(1, final_val))
 
     @property
     def epochs(self) -> int:
-        """Full fidelity: the epochs of a fully trained candidate."""
-        return self.proxy.epochs
+        """Full fidelity: the steps of a fully trained candidate (the proxy's epochs, plus one for
+        the last rung when there is one)."""
+        return self.proxy.epochs + (1 if self.final_epochs else 0)
+
+    def final_proxy(self) -> Optional[ProxyConfig]:
+        """The last rung's training (None without one): ``final_epochs`` epochs on every image
+        of the search's carve but its held-out ones, at the data's own size, batch 128, a short
+        warm-up (the whole schedule spans the rung's epochs)."""
+        if not self.final_epochs:
+            return None
+        return replace(self.proxy, train_size=10**9, val_size=self.final_val_size, epochs=self.final_epochs,
+                       resolution=None, batch_size=128, warmup_epochs=min(0.3, self.final_epochs / 3),
+                       eval_epochs=(self.final_epochs,))
 
     def train_size_px(self, image_size: int) -> int:
         """The square size a candidate trains at for data of ``image_size`` (never upsampled)."""
@@ -104,7 +137,10 @@ class Fidelity:
         return min(int(image_size), res) if res else int(image_size)
 
     def rungs(self) -> list[int]:
-        return rung_epochs(self.min_epochs, self.proxy.epochs, self.eta) if self.eta > 1 else []
+        """The epochs at which successive halving decides; with a last rung, the proxy's last
+        epoch too (it decides who trains for real)."""
+        rungs = rung_epochs(self.min_epochs, self.proxy.epochs, self.eta) if self.eta > 1 else []
+        return rungs + [self.proxy.epochs] if self.final_epochs and self.eta > 1 else rungs
 
 
 def _check_options(fid: Fidelity, epochs: int, sizes: tuple[int, int], batch: int, lr: float, px: int) -> None:

@@ -75,7 +75,7 @@ def _prepare_new(settings: SearchSettings) -> Prepared:
     if s.storage:
         _check_storage(s.storage, new_study=name)
     s.trial_memory_mb = s.trial_memory_mb or trial_memory_budget_mb(s)
-    s.fidelity = s.fidelity.bound(info["name"], info["data_dir"], s.seed)
+    s.fidelity = s.fidelity.bound(info["name"], info["data_dir"], s.seed, info.get("train_images"))
     check_feasible(space, s, info)
     config = new_config(s, space, space_text, info, name)
     return Prepared(s, space, space_text, info, run_path, config, resuming=False)
@@ -99,7 +99,7 @@ def _prepare_resume(settings: SearchSettings) -> Prepared:
     _check_space_matches(space, info)
     if s.storage:
         _check_storage(s.storage)
-    s.fidelity = s.fidelity.bound(info["name"], info["data_dir"], s.seed)
+    s.fidelity = s.fidelity.bound(info["name"], info["data_dir"], s.seed, info.get("train_images"))
     return Prepared(s, space, space_text, info, run_path, config, resuming=True)
 
 

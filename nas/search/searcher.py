@@ -21,7 +21,8 @@ How trials are told to Optuna:
 - rejected by ``--max-mflops`` / ``--max-params`` before training -> ``FAIL`` with
   ``fail_reason`` "infeasible: ..." and ``infeasible=True``;
 - still running when the search was interrupted -> ``FAIL`` with ``fail_reason``
-  "interrupted".
+  "interrupted";
+- ended by Ray before it trained -> ``FAIL`` with ``fail_reason`` "not started: ...".
 
 Budget: the budget counts TRAINED candidates - COMPLETE + PRUNED + FAIL while
 training (user attr ``counted=True``). Infeasible candidates cost no training and
@@ -29,6 +30,11 @@ do not count; neither do interrupted ones (``--resume`` trains a fresh candidate
 instead). To never loop forever on an over-tight constraint, at most
 ``max_rejections`` candidates in a row may be rejected; then the search ends early
 saying why.
+
+The searcher, not Ray's sample count, ends the search: it suggests while the counted
+trials plus those in flight are short of the budget, and says FINISHED once the counted
+ones reach it. A Ray trial that ends without training (Ray could not reuse a worker for it,
+see :class:`LostTrials`) is told FAIL "not started", not counted, and replaced.
 """
 
 from __future__ import annotations
@@ -40,6 +46,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Dict, Optional
 
+from ray.tune import Callback
 from ray.tune.search import Searcher
 
 from nas.errors import NasInputError
@@ -180,8 +187,10 @@ class StudySearcher(Searcher):
     def suggest(self, trial_id: str) -> Optional[Dict[str, Any]]:
 
         st = self.state
-        if st.interrupted or st.stop_reason:
+        if st.interrupted or st.stop_reason or st.done >= st.budget:
             return Searcher.FINISHED
+        if st.done + len(st.live) >= st.budget:
+            return None  # enough in flight; asked again if one of them ends without counting
         while True:
             trial = st.study.ask()
             try:
@@ -337,6 +346,29 @@ class StudySearcher(Searcher):
         if st.on_finished is not None:
             st.on_finished()
 
+    def tell_lost(self, trials: list) -> None:
+        """Tell FAIL (not counted) every Ray trial that ended without the searcher being told.
+
+        Ray does so when it cannot reuse a worker for a trial: ``reset_config`` waits only
+        ``TUNE_FUNCTION_THREAD_TIMEOUT_S`` (2 s) for the previous trial's training thread, and a
+        pruned trial's thread is still in its next epoch - under load often longer. Ray then
+        ends the new trial (ERROR) before it trains and calls no searcher hook.
+        """
+        st = self.state
+        for ray_trial in trials:
+            if getattr(ray_trial, "status", None) not in ("ERROR", "TERMINATED"):
+                continue
+            with st.lock:
+                number = st.live.pop(ray_trial.trial_id, None)
+                trial = st.asked.pop(number, None) if number is not None else None
+            if trial is None:
+                continue
+            st.curves.pop(number, None)
+            reason = INTERRUPTED if st.interrupted else f"not started: {describe_trial_error(ray_trial)}"
+            self._tell_fail(trial, reason[:500], counted=False)
+            if st.on_finished is not None:
+                st.on_finished()
+
     def _record_measures(self, trial, number: int, result: Dict) -> tuple[int, list]:
         """Duration, latency, node and the learning curve of a finished trial; (last epoch, curve)."""
         attr = trial.set_user_attr
@@ -393,6 +425,23 @@ class StudySearcher(Searcher):
         pass
 
 
+class LostTrials(Callback):
+    """Before each Tune step asks the searcher for trials: :meth:`StudySearcher.tell_lost`."""
+
+    def __init__(self, searcher: StudySearcher) -> None:
+        self.searcher = searcher
+
+    # Driver-side only, like SearchState (Ray pickles its Tuner state, never restored here).
+    def __getstate__(self) -> dict:
+        return {}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+
+    def on_step_begin(self, iteration: int, trials: list, **info: Any) -> None:
+        self.searcher.tell_lost(trials)
+
+
 def _states():
     import optuna
 
@@ -438,4 +487,4 @@ def describe_trial_error(trial: Any) -> str:
     return f"{prefix}: {summary_text}"[:500] if summary_text else prefix
 
 
-__all__ = ["INTERRUPTED", "SearchState", "StudySearcher", "counts_against_budget", "describe_trial_error", "fail_running_trials"]
+__all__ = ["INTERRUPTED", "LostTrials", "SearchState", "StudySearcher", "counts_against_budget", "describe_trial_error", "fail_running_trials"]

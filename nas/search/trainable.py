@@ -37,6 +37,8 @@ class TrialSpec:
     latency: bool = False  # measure latency (the run's cost objective is latency_ms)
     cpu_limit_s: Optional[float] = None  # --trial-cpu-limit
     supernet: Optional[str] = None  # a trained supernet folder: score by inherited weights, then fine-tune
+    #: The last rung's real training (Fidelity.final_proxy), one step after the proxy's epochs; None: none.
+    final: Optional["ProxyConfig"] = None
 
 
 def failure_reason(exc: BaseException) -> str:
@@ -129,7 +131,23 @@ def _malloc_trim():
 
 
 def _epochs(spec: TrialSpec, arch: str, data: Any, threads: int):
-    """The candidate's epoch results: the scratch proxy's, or with a supernet, its score by
+    """The candidate's steps: its proxy epochs (:func:`_proxy_epochs`), then, with a last rung
+    and if the scheduler lets it get there, the real training's result as one more step."""
+    yield from _proxy_epochs(spec, arch, data, threads)
+    if spec.final is None:
+        return
+    from evaluators.proxy import prepare_proxy_data, proxy_train
+
+    final_data = prepare_proxy_data(spec.final)  # cached per process beside the proxy's
+    last = None
+    for last in proxy_train(arch, final_data, spec.final, device="auto", seed=spec.seed, threads=threads):
+        pass
+    steps = spec.proxy.epochs + 1
+    yield replace(last, epoch=steps, epochs=steps)
+
+
+def _proxy_epochs(spec: TrialSpec, arch: str, data: Any, threads: int):
+    """The proxy's epoch results: the scratch proxy's, or with a supernet, its score by
     inherited weights as epoch 1 and then fine-tuning from those weights (epochs 2..E)."""
     from evaluators.proxy import proxy_train
 

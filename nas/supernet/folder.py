@@ -8,7 +8,8 @@ A supernet folder holds ``config.json`` (the :class:`OneShotConfig`, the one rec
 was trained) and ``supernet.pt`` (the checkpoint; ``complete`` in config.json once trained).
 The data come from the same carving as the scratch proxy (:func:`evaluators.proxy.proxy_data_from`):
 a stratified subset of the TRAIN split, a held-out validation part of it, optionally shrunk
-to ``resolution``. The test split is never read.
+to ``resolution``, both without the judge's images (:func:`nas.data.split.split_judge`, the
+benchmarks' ground truth validates on them). The test split is never read.
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ from nas.training import TrainingDiverged, recipe_for
 
 CONFIG_FILE = "config.json"
 CHECKPOINT_FILE = "supernet.pt"
-FORMAT = "nas.oneshot/1"
+#: /2: the held-out images no longer include the judge's (a /1 folder was trained on them).
+FORMAT = "nas.oneshot/2"
 KERNEL_SHARING = ("centre", "transform")
 
 
@@ -46,15 +48,15 @@ class OneShotConfig:
     The defaults are the setting that ranked best against the ground truth
     (``benchmarks/bench_fidelity.py``, BENCHMARKS.md "Fidelity"): all 50,000 training images at
     full size for one epoch gave Kendall tau 0.35 over 40 genotypes, against 0.16-0.18 for
-    20,000-40,000 images x 2 epochs at 14x14; scored on the ground truth's own 10,000 held-out
-    images (``val_size`` 10,000, ``split_seed`` 0 carve the same ones).
+    20,000-40,000 images x 2 epochs at 14x14. Candidates are scored on ``val_size`` images of
+    the search's own held-out carve, disjoint from the ground truth's (the judge's) 10,000.
     """
 
     space: str = "mdconv"
     dataset: str = "fashion-mnist"
     data_dir: str | None = None
     train_size: int = 0
-    val_size: int = 10000
+    val_size: int = 5000
     resolution: int | None = None
     split_seed: int = 0
     epochs: int = 1
@@ -126,6 +128,9 @@ def read_config(folder: str | Path) -> tuple[OneShotConfig, dict[str, Any]]:
     except (OSError, ValueError) as exc:
         raise NasInputError(f"{path}: unreadable: {exc}") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
+        if isinstance(data, dict) and data.get("format") == "nas.oneshot/1":
+            raise NasInputError(f"{path}: a supernet of an older format (nas.oneshot/1) that trained on the "
+                                f"judge's held-out images; train it anew (nas supernet train)")
         raise NasInputError(f"{path}: not a supernet config ({FORMAT})")
     extra = {k: data.pop(k) for k in list(data) if k in ("complete", "seconds", "train_images", "num_classes", "in_chans")}
     return OneShotConfig.from_dict(data, str(path)), extra

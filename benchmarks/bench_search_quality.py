@@ -1,0 +1,356 @@
+"""Search quality, end to end: do a search's picks beat a random network of the same cost?
+
+For each *arm* (a ``nas search`` command line, or an existing run folder) this benchmark:
+
+1. runs the search (resuming it if it was stopped; skipped when its run folder is complete),
+   recording its wall time and the CPU seconds of its whole process tree (the search, Ray's
+   processes and workers: polled from /proc every half second);
+2. takes the S/M/L picks from its front (``nas.picks.pick_tiers``, as ``nas retrain`` does);
+3. trains each pick under the ground truth's protocol (``ground_truth.train_job``: 3 epochs,
+   28x28, 1 thread, validated on the judge's 10,000 images that no search reads), seeds 0
+   and 1. Jobs are claimed and checkpointed per epoch like ``ground_truth.py run``, so any
+   number of processes fill the table and a killed job resumes. A (genotype, seed) that the
+   ground truth table already holds is not trained again: the protocol is the same;
+4. appends one row per (arm, pick, seed) to ``ground_truth/search-quality.csv`` (committed).
+
+``report`` prints, per arm and pick: MFLOPs, accuracy per seed and their mean, and the
+*residual* against the random-draw curve (``random_draw.py``: a quadratic of the ground
+truth's band genotypes' seed-mean accuracy in log2(MFLOPs)). Per arm: the mean residual of
+the (pick, seed) rows with a 90 % bootstrap interval, the lowest pick's residual, the front's
+MFLOPs span and the S/M/L spacing, whether a pick at <= 6.3 MFLOPs beats MobileNetV2-3x3 by
+0.5 points, the search's CPU seconds and wall time. MobileNetV2-3x3's own residual (the hand
+design) is printed beside them.
+
+    python benchmarks/bench_search_quality.py run --arm default --budget 200          # search + picks
+    python benchmarks/bench_search_quality.py run --arm reference --run results/reference
+    python benchmarks/bench_search_quality.py run --arm default --budget 200 --workers 2
+    python benchmarks/bench_search_quality.py report
+    python benchmarks/bench_search_quality.py arms                                    # what each arm runs
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _machine import print_machine  # noqa: E402
+from ground_truth import (  # noqa: E402
+    FOLDER, TABLE_CSV, WORK, Reference, append_row, claim, job_id, load_reference_data, machine, commit_id,
+    read_table, release, train_job,
+)
+from random_draw import bootstrap_mean, fit  # noqa: E402
+
+QUALITY_CSV = FOLDER / "search-quality.csv"
+RUNS = WORK / "quality-runs"  # the arms' run folders: local, never committed
+SPACE = "mdconv"
+SEEDS = (0, 1)
+BASELINE = "baseline:mobilenetv2-3x3"
+#: The hand design's cost class: a pick at or below this many MFLOPs must beat it.
+BASELINE_MFLOPS_LIMIT = 6.3
+BASELINE_MARGIN = 0.5  # points
+
+#: Arm name -> the ``nas search`` options beside ``--space mdconv --budget B --seed S``.
+#: ``default`` is what the project ships: no options at all.
+ARMS: dict[str, list[str]] = {
+    "default": [],
+    "scratch": ["--proxy", "scratch"],
+    "scratch-random": ["--proxy", "scratch", "--sampler", "random"],
+    "supernet": ["--proxy", "supernet"],
+    "supernet-random": ["--proxy", "supernet", "--sampler", "random"],
+    # the default scratch proxy shortened to 3 epochs (rungs 1 and 3), then a last rung: the
+    # third promoted at epoch 3 (from its 9th arrival on) train 1 epoch for real
+    "final-rung": ["--proxy", "scratch", "--epochs", "3", "--final-epochs", "1"],
+    "final-rung-random": ["--proxy", "scratch", "--epochs", "3", "--final-epochs", "1", "--sampler", "random"],
+}
+
+COLUMNS = [
+    "arm", "budget", "search_seed", "run", "pick", "genotype", "mflops", "params", "seed", "epochs", "val_accuracy",
+    "val_loss", "front_size", "front_mflops_min", "front_mflops_max", "search_cpu_seconds", "search_wall_seconds",
+    "source", "job", "machine", "commit", "finished",
+]
+
+
+# ------------------------------------------------------------------------ the search
+
+
+def _tree_cpu(root: int) -> dict[int, float]:
+    """CPU seconds (user + system) of ``root`` and every descendant alive now, by pid."""
+    tick = os.sysconf("SC_CLK_TCK")
+    parent: dict[int, int] = {}
+    cpu: dict[int, float] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parent[int(entry)] = int(fields[1])
+        cpu[int(entry)] = (int(fields[11]) + int(fields[12])) / tick
+    tree, frontier = {root}, [root]
+    while frontier:
+        pid = frontier.pop()
+        for child, ppid in parent.items():
+            if ppid == pid and child not in tree:
+                tree.add(child)
+                frontier.append(child)
+    return {pid: cpu[pid] for pid in tree if pid in cpu}
+
+
+def run_command(command: list[str], log: Path) -> tuple[int, float, float]:
+    """Run ``command``; (exit code, wall seconds, CPU seconds of its process tree)."""
+    seen: dict[int, float] = {}
+    start = time.perf_counter()
+    with log.open("a") as out:
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, cwd=FOLDER.parents[1])
+        while process.poll() is None:
+            seen.update(_tree_cpu(process.pid))
+            time.sleep(0.5)
+    return process.returncode, time.perf_counter() - start, sum(seen.values())
+
+
+def search_folder(arm: str, budget: int, seed: int) -> Path:
+    return RUNS / f"{arm}-b{budget}-s{seed}"
+
+
+def ensure_search(arm: str, budget: int, seed: int) -> tuple[Path, dict]:
+    """The arm's finished run folder (searched now if needed) and its timing record."""
+    folder = search_folder(arm, budget, seed)
+    record_path = folder.with_suffix(".timing.json")
+    record = json.loads(record_path.read_text()) if record_path.is_file() else {"cpu_seconds": 0.0, "wall_seconds": 0.0}
+    if record.get("complete"):
+        return folder, record
+    RUNS.mkdir(parents=True, exist_ok=True)
+    nas = [sys.executable, "-m", "nas"]
+    if (folder / "config.json").is_file():
+        command = nas + ["search", "--resume", str(folder)]
+    else:
+        command = nas + ["search", "--space", SPACE, "--budget", str(budget), "--seed", str(seed),
+                         "--out", str(RUNS), "--name", folder.name, *ARMS[arm]]
+    print(f"[{arm}] {shlex.join(command)}", flush=True)
+    code, wall, cpu = run_command(command, folder.with_suffix(".log"))
+    record = {"cpu_seconds": record["cpu_seconds"] + cpu, "wall_seconds": record["wall_seconds"] + wall,
+              "command": shlex.join(command), "complete": code == 0}
+    record_path.write_text(json.dumps(record, indent=1) + "\n")
+    if code != 0:
+        raise SystemExit(f"[{arm}] the search exited {code}; see {folder.with_suffix('.log')}")
+    return folder, record
+
+
+# ------------------------------------------------------------------------ the picks
+
+
+def picks_of(run: Path) -> tuple[list, "object"]:
+    """The S/M/L picks of a run's front (as ``nas retrain`` takes them) and the front."""
+    import nas
+    from nas.picks import pick_tiers
+
+    front = nas.load_run(str(run)).pareto
+    if front.empty:
+        raise SystemExit(f"{run}: the front is empty; nothing to pick")
+    return pick_tiers(front), front
+
+
+def quality_jobs(arm: str, run: Path, budget: int, search_seed: int, timing: dict) -> list[dict]:
+    picks, front = picks_of(run)
+    from evaluators.cost import measure_cost
+
+    jobs = []
+    for pick in picks:
+        cost = measure_cost(pick.arch, 1, 28, 10)
+        for seed in SEEDS:
+            jobs.append({
+                "arm": arm, "budget": budget, "search_seed": search_seed, "run": str(run), "pick": pick.name,
+                "genotype": pick.arch, "mflops": f"{cost.mflops:.4f}", "params": cost.params, "seed": seed,
+                "front_size": len(front), "front_mflops_min": f"{front.mflops.min():.4f}",
+                "front_mflops_max": f"{front.mflops.max():.4f}",
+                "search_cpu_seconds": f"{timing.get('cpu_seconds', 0.0):.0f}",
+                "search_wall_seconds": f"{timing.get('wall_seconds', 0.0):.0f}",
+                "job": job_id(pick.arch, seed), "band": "", "role": f"pick:{arm}:{pick.name}",
+            })
+    return jobs
+
+
+def _done(arm: str) -> set[tuple[str, int]]:
+    return {(r["job"], int(r["seed"])) for r in read_table(QUALITY_CSV) if r["arm"] == arm}
+
+
+def train_picks(jobs: list[dict], settings: Reference) -> int:
+    """Train the picks' (genotype, seed) jobs not yet in the table; returns rows appended."""
+    truth = {(r["job"], int(r["epochs"])): r for r in read_table(TABLE_CSV)}
+    data = None
+    appended = 0
+    for job in jobs:
+        if (job["job"], int(job["seed"])) in _done(job["arm"]) or not claim(job["job"]):
+            continue
+        try:
+            known = truth.get((job["job"], settings.epochs))
+            if known is not None:
+                row, source = known, "ground truth row"
+            else:
+                if data is None:
+                    data = load_reference_data()
+                print(f"[{job['arm']}] {job['pick']} seed {job['seed']} {float(job['mflops']):.2f} MFLOPs: "
+                      f"{job['genotype']}", flush=True)
+                row, source = train_job(job, settings, data), "trained"
+                (WORK / "checkpoints" / f"{job['job']}-e{settings.epochs}.pt").unlink(missing_ok=True)
+            out = {**job, "epochs": settings.epochs, "val_accuracy": row["val_accuracy"], "val_loss": row["val_loss"],
+                   "source": source, "machine": machine(), "commit": commit_id(),
+                   "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+            if append_row(out, QUALITY_CSV, COLUMNS, key=("arm", "job", "epochs")):
+                appended += 1
+                print(f"[{job['arm']}] {job['pick']} seed {job['seed']}: {float(out['val_accuracy']):.2%} ({source})",
+                      flush=True)
+        finally:
+            release(job["job"])
+    return appended
+
+
+def _train_worker(payload: tuple[list[dict], int]) -> int:
+    jobs, epochs = payload
+    return train_picks(jobs, Reference(epochs=epochs))
+
+
+def run(args) -> None:
+    if args.run:
+        import nas
+
+        run_folder = Path(args.run)
+        run = nas.load_run(args.run)
+        budget = int(run.config["budget"])
+        # a finished run records no process-tree CPU: its trials' own seconds (one thread each)
+        timing = {"cpu_seconds": float(run.trials.duration_s.fillna(0).sum()), "wall_seconds": 0.0}
+    else:
+        if args.arm not in ARMS:
+            raise SystemExit(f"--arm {args.arm!r}: one of {', '.join(ARMS)}, or give --run FOLDER")
+        run_folder, timing = ensure_search(args.arm, args.budget, args.seed)
+        budget = args.budget
+    jobs = quality_jobs(args.arm, run_folder, budget, args.seed, timing)
+    if args.workers <= 1:
+        total = train_picks(jobs, Reference(epochs=args.epochs))
+    else:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(args.workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            total = sum(pool.map(_train_worker, [(jobs, args.epochs)] * args.workers))
+    print(f"[{args.arm}] {total} rows appended to {QUALITY_CSV.relative_to(FOLDER.parents[1])}")
+
+
+# ------------------------------------------------------------------------ the report
+
+
+def random_draw_curve(epochs: int = 3):
+    """The curve fitted on the ground truth's band genotypes (seed means) and the table's rows."""
+    rows = [r for r in read_table(TABLE_CSV) if int(r["epochs"]) == epochs]
+    seeds: dict[str, list[float]] = {}
+    mflops: dict[str, float] = {}
+    for r in rows:
+        if r["band"]:
+            seeds.setdefault(r["genotype"], []).append(float(r["val_accuracy"]))
+            mflops[r["genotype"]] = float(r["mflops"])
+    return fit({g: sum(v) / len(v) for g, v in seeds.items()}, mflops), rows
+
+
+def arm_summary(rows: list[dict], curve, baseline_accuracy: float | None) -> dict:
+    picks: dict[str, dict] = {}
+    for r in rows:
+        p = picks.setdefault(r["pick"], {"mflops": float(r["mflops"]), "genotype": r["genotype"], "seeds": {}})
+        p["seeds"][int(r["seed"])] = float(r["val_accuracy"])
+    residuals = [curve.residual(float(r["val_accuracy"]), float(r["mflops"])) for r in rows]
+    for p in picks.values():
+        p["accuracy"] = sum(p["seeds"].values()) / len(p["seeds"])
+        p["residual"] = curve.residual(p["accuracy"], p["mflops"])
+    ordered = sorted(picks.items(), key=lambda kv: kv[1]["mflops"])
+    costs = [p["mflops"] for _, p in ordered]
+    spacing = min((b / a for a, b in zip(costs, costs[1:])), default=float("nan"))
+    beats = [name for name, p in ordered if baseline_accuracy is not None and p["mflops"] <= BASELINE_MFLOPS_LIMIT
+             and 100 * (p["accuracy"] - baseline_accuracy) >= BASELINE_MARGIN]
+    first = rows[0]
+    return {
+        "picks": ordered,
+        "mean": sum(residuals) / len(residuals),
+        "interval": bootstrap_mean(residuals),
+        "lowest": min(p["residual"] for _, p in ordered),
+        "span": float(first["front_mflops_max"]) / float(first["front_mflops_min"]),
+        "spacing": spacing,
+        "beats_baseline": beats,
+        "cpu": float(first["search_cpu_seconds"] or 0),
+        "wall": float(first["search_wall_seconds"] or 0),
+        "budget": first["budget"],
+        "rows": len(rows),
+    }
+
+
+def report(args) -> None:
+    print_machine()
+    curve, truth_rows = random_draw_curve(args.epochs)
+    print(f"random-draw curve: {curve.describe()}")
+    print("  at " + ", ".join(f"{m:g} MFLOPs {100 * curve(m):.2f} %" for m in (2, 4, 8, 16)))
+    base = [float(r["val_accuracy"]) for r in truth_rows if r["role"] == BASELINE]
+    base_mflops = next((float(r["mflops"]) for r in truth_rows if r["role"] == BASELINE), None)
+    baseline = sum(base) / len(base) if base else None
+    if baseline is not None:
+        print(f"MobileNetV2-3x3 (the hand design): {100 * baseline:.2f} % at {base_mflops:.2f} MFLOPs, "
+              f"residual {curve.residual(baseline, base_mflops):+.2f} points ({len(base)} seed(s))")
+    by_arm: dict[str, list[dict]] = {}
+    for r in read_table(QUALITY_CSV):
+        if int(r["epochs"]) == args.epochs:
+            by_arm.setdefault(r["arm"], []).append(r)
+    print()
+    print("| arm | budget | picks (MFLOPs: residual) | mean residual [90 % CI] | lowest pick | front span | "
+          "S/M/L spacing | beats MobileNetV2 by 0.5 at <= 6.3 MFLOPs | search CPU s | search wall s |")
+    print("|---|---:|---|---:|---:|---:|---:|---|---:|---:|")
+    details = []
+    for arm, rows in sorted(by_arm.items()):
+        s = arm_summary(rows, curve, baseline)
+        picks = ", ".join(f"{name} {p['mflops']:.2f}: {p['residual']:+.2f}" for name, p in s["picks"])
+        print(f"| {arm} | {s['budget']} | {picks} | {s['mean']:+.2f} [{s['interval'][0]:+.2f}, {s['interval'][1]:+.2f}] "
+              f"({s['rows']} rows) | {s['lowest']:+.2f} | {s['span']:.1f}x | {s['spacing']:.2f}x | "
+              f"{', '.join(s['beats_baseline']) or 'no'} | {s['cpu']:.0f} | {s['wall']:.0f} |")
+        for name, p in s["picks"]:
+            accs = ", ".join(f"seed {k}: {100 * v:.2f} %" for k, v in sorted(p["seeds"].items()))
+            details.append(f"- {arm} {name}: {p['mflops']:.2f} MFLOPs, {accs}, mean {100 * p['accuracy']:.2f} %, "
+                           f"residual {p['residual']:+.2f}; `{p['genotype']}`")
+    print()
+    print("\n".join(details))
+
+
+def arms(args) -> None:
+    for name, options in ARMS.items():
+        print(f"{name:16s} nas search --space {SPACE} --budget B --seed S {shlex.join(options)}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("run", help="search (or take --run) and train the picks, appending rows")
+    p.add_argument("--arm", required=True, help=f"one of {', '.join(ARMS)}; with --run, any name for that folder")
+    p.add_argument("--run", help="an existing run folder instead of a search")
+    p.add_argument("--budget", type=int, default=200)
+    p.add_argument("--seed", type=int, default=0, help="the search's seed")
+    p.add_argument("--epochs", type=int, default=3, help="the ground truth protocol's epochs")
+    p.add_argument("--workers", type=int, default=1, help="processes training the picks, one thread each")
+    p.set_defaults(func=run)
+    p = sub.add_parser("report", help="the table of every arm in the CSV")
+    p.add_argument("--epochs", type=int, default=3)
+    p.set_defaults(func=report)
+    p = sub.add_parser("arms", help="what each arm runs")
+    p.set_defaults(func=arms)
+    args = parser.parse_args()
+    args.func(args)
+
+
+if __name__ == "__main__":
+    main()
