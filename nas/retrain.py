@@ -227,15 +227,20 @@ def _cost(arch: str, dataset) -> dict[str, float]:
     return {"mflops": float(cost.mflops), "params": int(cost.params)}
 
 
+#: Rounds of 50 passes a pick's latency may take to settle (evaluators.latency).
+LATENCY_ROUNDS = 20
+
+
 def _cpu_latency(model, dataset, threads: int = 1) -> dict[str, float]:
-    """CPU latency at batch 1 via ``evaluators.latency`` with ``threads`` threads:
-    ``{"median_ms", "p90_ms", "threads", "repeats"}``."""
+    """CPU latency at batch 1 via ``evaluators.latency`` with ``threads`` threads, timed in rounds
+    until it settles: ``{"median_ms", "p90_ms", "threads", "repeats", "spread", "rounds", "stable"}``."""
     from evaluators.latency import measure_latency
 
     lat = measure_latency(model, (dataset.in_chans, dataset.image_size, dataset.image_size),
-                          batch_size=1, device="cpu", threads=max(1, int(threads)))
+                          batch_size=1, device="cpu", threads=max(1, int(threads)), max_rounds=LATENCY_ROUNDS)
     return {"median_ms": float(lat.median_ms), "p90_ms": float(lat.p90_ms), "threads": int(lat.threads),
-            "repeats": int(lat.repeats)}
+            "repeats": int(lat.repeats), "spread": float(lat.spread), "rounds": int(lat.rounds),
+            "stable": bool(lat.stable)}
 
 
 # --------------------------------------------------------------------------- numbers for people

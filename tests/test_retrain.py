@@ -58,6 +58,7 @@ def test_cli_retrain_writes_pick_folder_and_table(tmp_path, capsys):
     assert m["complete"] and m["name"] == "tiny" and m["arch"] == TINY and m["epochs"] == 2
     assert 0.0 <= m["test_accuracy"] <= 1.0 and m["dataset"]["test_images"] == 359
     assert m["mflops"] > 0 and m["params"] > 0 and m["latency_ms"] > 0
+    assert m["latency"]["rounds"] >= 3 and m["latency"]["spread"] >= 0 and isinstance(m["latency"]["stable"], bool)
     assert m["recipe"]["ema_decay"] == 0.999 and m["recipe"]["batch_size"] == 64
     assert (folder / "curve.csv").read_text().splitlines()[0].startswith("epoch,train_loss")
     assert len((folder / "curve.csv").read_text().splitlines()) == 3
@@ -74,6 +75,7 @@ def test_cli_retrain_writes_pick_folder_and_table(tmp_path, capsys):
     table = capsys.readouterr().out
     assert rc == 0 and table.startswith("| pick | from | test acc. (%) | MFLOPs | params | CPU latency (ms) | epochs |")
     assert f"`{TINY}`" in table
+    assert f"{m['latency_ms']:.3g} ±" in table, "the latency carries its spread"
 
     # export the pick; its weights are checked against metrics.json
     exp = tmp_path / "export"

@@ -207,7 +207,7 @@ def markdown_table(rows: list[dict[str, Any]], with_arch: bool = True) -> str:
     for m in rows:
         lines.append(
             f"| {m['name']} | {_source(m)} | {percent(m.get('test_accuracy'), sign=False)} | "
-            f"{_fmt(m.get('mflops'), '.3g')} | {human_count(m.get('params'))} | {_fmt(m.get('latency_ms'), '.3g')} | "
+            f"{_fmt(m.get('mflops'), '.3g')} | {human_count(m.get('params'))} | {_latency(m)} | "
             f"{m.get('epochs', '')} |"
         )
     lat = rows[0].get("latency", {})
@@ -215,11 +215,23 @@ def markdown_table(rows: list[dict[str, Any]], with_arch: bool = True) -> str:
             f"{ds.get('image_size', '?')}, {ds.get('num_classes', '?')} classes): trained on the full "
             f"training split ({ds.get('train_images', '?')} images), tested once on the official test split "
             f"({ds.get('test_images', '?')}). MFLOPs = fvcore multiply-adds at batch 1; latency = median, "
-            f"CPU, batch 1, {lat.get('threads', 1)} thread(s).")
+            f"CPU, batch 1, {lat.get('threads', 1)} thread(s), ± the interquartile range over the median; "
+            f"\"unstable\": the figure did not settle (the machine was busy): measure it again.")
     out = "\n".join(lines) + "\n" + note
     if with_arch:
         out += "\n\n" + "\n".join(f"- **{m['name']}**: `{m['arch']}`" for m in rows)
     return out
+
+
+def _latency(m: dict[str, Any]) -> str:
+    """``0.782 ±6%``; ``12.8 ±140% unstable`` for a figure that did not settle; the bare median for
+    picks measured before the spread was recorded."""
+    lat = m.get("latency", {})
+    text = _fmt(m.get("latency_ms"), ".3g")
+    if "spread" not in lat:
+        return text
+    text += f" ±{100 * float(lat['spread']):.0f}%"
+    return text if lat.get("stable", True) else text + " unstable"
 
 
 def _source(m: dict[str, Any]) -> str:

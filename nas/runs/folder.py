@@ -86,7 +86,16 @@ def migrate_config(config: dict[str, Any]) -> dict[str, Any]:
     fidelity = config["fidelity"]
     for key, value in OLDER_RUNS_FIDELITY.items():
         fidelity.setdefault(key, value)
+    fidelity.setdefault("full_fidelity", full_fidelity(fidelity))
     return config
+
+
+def full_fidelity(fidelity: dict[str, Any]) -> int:
+    """The steps of a fully trained candidate of a run's ``fidelity`` section: the proxy's epochs,
+    plus one with a last rung (older runs record neither ``full_fidelity`` nor ``final_epochs``)."""
+    if fidelity.get("full_fidelity"):
+        return int(fidelity["full_fidelity"])
+    return int(fidelity["epochs"]) + (1 if fidelity.get("final_epochs") else 0)
 
 
 def write_config(run_path: str | Path, config: dict[str, Any]) -> None:

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from nas.atomic import atomic_target, write_atomic
 from nas.moo import pareto_mask
-from nas.runs.folder import PARETO_CSV, PARETO_PNG, TRIALS_CSV, load_run_space, read_config
+from nas.runs.folder import PARETO_CSV, PARETO_PNG, TRIALS_CSV, full_fidelity, load_run_space, read_config
 from nas.runs.storage import open_study
 
 if TYPE_CHECKING:
@@ -68,8 +68,7 @@ def trials_frame(study: "optuna.Study", config: dict[str, Any]) -> "pd.DataFrame
     """One row per trial of the study, columns as in the module docstring."""
     import pandas as pd
 
-    fidelity = config["fidelity"]
-    max_epochs = int(fidelity.get("full_fidelity") or fidelity["epochs"])  # older runs: no last rung
+    max_epochs = full_fidelity(config["fidelity"])
     with_latency = "latency_ms" in config["objectives"]
     rows = []
     for t in study.get_trials(deepcopy=False):
