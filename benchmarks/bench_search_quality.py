@@ -26,6 +26,10 @@ design) is printed beside them.
     python benchmarks/bench_search_quality.py run --arm default --budget 200 --workers 2
     python benchmarks/bench_search_quality.py report
     python benchmarks/bench_search_quality.py arms                                    # what each arm runs
+
+A larger budget can grow from a smaller one's run: copy ``.work/quality-runs/ARM-bN-sS`` (and
+its ``.timing.json``) to ``ARM-bM-sS``; ``run --budget M`` then resumes it to M candidates and
+adds the CPU and wall time to what the copy records.
 """
 
 from __future__ import annotations
@@ -134,7 +138,7 @@ def ensure_search(arm: str, budget: int, seed: int) -> tuple[Path, dict]:
     RUNS.mkdir(parents=True, exist_ok=True)
     nas = [sys.executable, "-m", "nas"]
     if (folder / "config.json").is_file():
-        command = nas + ["search", "--resume", str(folder)]
+        command = nas + ["search", "--resume", str(folder), "--budget", str(budget)]
     else:
         command = nas + ["search", "--space", SPACE, "--budget", str(budget), "--seed", str(seed),
                          "--out", str(RUNS), "--name", folder.name, *ARMS[arm]]
