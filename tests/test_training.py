@@ -196,7 +196,9 @@ def test_proxy_yields_one_result_per_epoch():
     assert prepare_proxy_data(config) is data  # cached per process, on the data settings only
     assert prepare_proxy_data(ProxyConfig(**{**config.as_dict(), "lr": 0.1, "recipe_overrides": ()})) is data
     assert len(data.train) == 256 and len(data.val) == 200 and data.image_size == 8
-    assert torch.equal(data.val.class_counts(), torch.full((10,), 20))
+    # stratified by the class shares of what is left once the judge's sixth is set aside
+    counts = data.val.class_counts()
+    assert int(counts.sum()) == 200 and int(counts.min()) >= 19 and int(counts.max()) <= 21
     results = []
     for r in proxy_train(tiny_net(), data, config, device="cpu", seed=0, threads=1):
         results.append(r)
