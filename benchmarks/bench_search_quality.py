@@ -186,8 +186,10 @@ def quality_jobs(arm: str, run: Path, budget: int, search_seed: int, timing: dic
     return jobs
 
 
-def _done(arm: str) -> set[tuple[str, int]]:
-    return {(r["job"], int(r["seed"])) for r in read_table(QUALITY_CSV) if r["arm"] == arm}
+def _done(arm: str, budget) -> set[tuple[str, int]]:
+    """The (job, seed) pairs the table holds for this arm at this budget."""
+    return {(r["job"], int(r["seed"])) for r in read_table(QUALITY_CSV)
+            if r["arm"] == arm and str(r["budget"]) == str(budget)}
 
 
 def train_picks(jobs: list[dict], settings: Reference) -> int:
@@ -196,7 +198,7 @@ def train_picks(jobs: list[dict], settings: Reference) -> int:
     data = None
     appended = 0
     for job in jobs:
-        if (job["job"], int(job["seed"])) in _done(job["arm"]) or not claim(job["job"]):
+        if (job["job"], int(job["seed"])) in _done(job["arm"], job["budget"]) or not claim(job["job"]):
             continue
         try:
             known = truth.get((job["job"], settings.epochs))
@@ -212,7 +214,7 @@ def train_picks(jobs: list[dict], settings: Reference) -> int:
             out = {**job, "epochs": settings.epochs, "val_accuracy": row["val_accuracy"], "val_loss": row["val_loss"],
                    "source": source, "machine": machine(), "commit": commit_id(),
                    "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-            if append_row(out, QUALITY_CSV, COLUMNS, key=("arm", "job", "epochs")):
+            if append_row(out, QUALITY_CSV, COLUMNS, key=("arm", "budget", "job", "epochs")):
                 appended += 1
                 print(f"[{job['arm']}] {job['pick']} seed {job['seed']}: {float(out['val_accuracy']):.2%} ({source})",
                       flush=True)
@@ -308,24 +310,25 @@ def report(args) -> None:
     if baseline is not None:
         print(f"MobileNetV2-3x3 (the hand design): {100 * baseline:.2f} % at {base_mflops:.2f} MFLOPs, "
               f"residual {curve.residual(baseline, base_mflops):+.2f} points ({len(base)} seed(s))")
-    by_arm: dict[str, list[dict]] = {}
+    by_arm: dict[tuple[str, int], list[dict]] = {}  # one search per (arm, budget)
     for r in read_table(QUALITY_CSV):
         if int(r["epochs"]) == args.epochs:
-            by_arm.setdefault(r["arm"], []).append(r)
+            by_arm.setdefault((r["arm"], int(r["budget"])), []).append(r)
     print()
     print("| arm | budget | picks (MFLOPs: residual) | mean residual [90 % CI] | lowest pick | front span | "
           "S/M/L spacing | beats MobileNetV2 by 0.5 at <= 6.3 MFLOPs | search CPU s | search wall s |")
     print("|---|---:|---|---:|---:|---:|---:|---|---:|---:|")
     details = []
-    for arm, rows in sorted(by_arm.items()):
+    for (arm, budget), rows in sorted(by_arm.items()):
         s = arm_summary(rows, curve, baseline)
         picks = ", ".join(f"{name} {p['mflops']:.2f}: {p['residual']:+.2f}" for name, p in s["picks"])
         print(f"| {arm} | {s['budget']} | {picks} | {s['mean']:+.2f} [{s['interval'][0]:+.2f}, {s['interval'][1]:+.2f}] "
-              f"({s['rows']} rows) | {s['lowest']:+.2f} | {s['span']:.1f}x | {s['spacing']:.2f}x | "
+              f"({s['rows']} rows) | {s['lowest']:+.2f} | {s['span']:.1f}x | "
+              f"{'-' if s['spacing'] != s['spacing'] else format(s['spacing'], '.2f') + 'x'} | "
               f"{', '.join(s['beats_baseline']) or 'no'} | {s['cpu']:.0f} | {s['wall']:.0f} |")
         for name, p in s["picks"]:
             accs = ", ".join(f"seed {k}: {100 * v:.2f} %" for k, v in sorted(p["seeds"].items()))
-            details.append(f"- {arm} {name}: {p['mflops']:.2f} MFLOPs, {accs}, mean {100 * p['accuracy']:.2f} %, "
+            details.append(f"- {arm} (budget {budget}) {name}: {p['mflops']:.2f} MFLOPs, {accs}, mean {100 * p['accuracy']:.2f} %, "
                            f"residual {p['residual']:+.2f}; `{p['genotype']}`")
     print()
     print("\n".join(details))
