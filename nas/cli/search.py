@@ -72,9 +72,11 @@ def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> ar
                      help="a trained supernet folder (nas supernet train); default with --proxy supernet: "
                           "results/supernet-SPACE, trained first if it is not there")
     fid.add_argument("--final-epochs", type=int, default=None, metavar="E",
-                     help="the last rung: candidates promoted past the proxy's last epoch train for real, E epochs "
-                          "from scratch on all the search's training images at full size, and that decides the "
-                          "front (0: no last rung)")
+                     help="the finals: once the screening has trained its budget, --finalists candidates chosen "
+                          "across 3 cost tiers train for real, E epochs from scratch on all the search's training "
+                          "images at full size, and that decides the front (0: no finals)")
+    fid.add_argument("--finalists", type=int, default=None, metavar="K",
+                     help="candidates the finals train for real (default 15: 5 per cost tier)")
     fid.add_argument("--proxy-resolution", type=int, default=None, metavar="PX",
                      help="square size the proxy trains at, images shrunk, never enlarged (default 14; 0: the data's own size)")
 
@@ -114,7 +116,7 @@ RUN_DEFINING = {
     "max_mflops": "--max-mflops", "max_params": "--max-params", "sampler": "--sampler", "seed": "--seed",
     "name": "--name", "trial_memory": "--trial-memory",
     "trial_cpu_limit": "--trial-cpu-limit", **{dest: "--" + dest.replace("_", "-") for dest in (
-        "epochs", "min_epochs", "eta", "promotion", "train_size", "val_size", "batch_size", "lr", "final_epochs")},
+        "epochs", "min_epochs", "eta", "promotion", "train_size", "val_size", "batch_size", "lr", "final_epochs", "finalists")},
     "proxy_resolution": "--proxy-resolution", "proxy": "--proxy", "supernet": "--supernet",
 }
 # Settings taken from the options when given (setting name -> option dest); the rest keep their default.
@@ -153,7 +155,7 @@ def settings_from(args: argparse.Namespace):
         values["fidelity"] = Fidelity.from_options(
             min_epochs=args.min_epochs, eta=args.eta, train_size=args.train_size, batch_size=args.batch_size,
             lr=args.lr, promotion=args.promotion, supernet=str(supernet.folder.resolve()) if supernet else None,
-            final_epochs=args.final_epochs, **options)
+            final_epochs=args.final_epochs, finalists=args.finalists, **options)
     return SearchSettings(download=args.download, verbose=args.verbose, **values), supernet
 
 

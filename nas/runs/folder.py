@@ -54,9 +54,10 @@ LOCK_FILE = ".lock"
 CONFIG_FORMAT = 1
 
 # Fidelity keys older runs lack, with the value they ran with: the proxy's 14 px before
-# --proxy-resolution, plain asynchronous promotion before --promotion.
+# --proxy-resolution, plain asynchronous promotion before --promotion, no finals before
+# --final-epochs (and the finalists a resume with finals would take: Fidelity's default).
 OLDER_RUNS_FIDELITY = {"resolution": 14, "promotion": "asha", "proxy": "scratch", "supernet": None,
-                       "final_epochs": 0}
+                       "final_epochs": 0, "finalists": 15}
 _REQUIRED_KEYS = ("study_name", "objectives", "fidelity")
 
 
@@ -92,7 +93,7 @@ def migrate_config(config: dict[str, Any]) -> dict[str, Any]:
 
 def full_fidelity(fidelity: dict[str, Any]) -> int:
     """The steps of a fully trained candidate of a run's ``fidelity`` section: the proxy's epochs,
-    plus one with a last rung (older runs record neither ``full_fidelity`` nor ``final_epochs``)."""
+    plus one with finals (older runs record neither ``full_fidelity`` nor ``final_epochs``)."""
     if fidelity.get("full_fidelity"):
         return int(fidelity["full_fidelity"])
     return int(fidelity["epochs"]) + (1 if fidelity.get("final_epochs") else 0)

@@ -7,8 +7,9 @@ rewritten whole, atomically, so a reader never sees half of one.
 Columns of :attr:`Run.trials` (and ``trials.csv``)::
 
     number      Optuna trial number
-    state       COMPLETE (trained to full fidelity), PRUNED (stopped early by the
-                successive-halving scheduler), FAIL (raised, diverged, worker died,
+    state       COMPLETE (trained to the screening's last epoch; with finals, the finals'
+                real trainings are COMPLETE trials of their own, reason "final of trial N"),
+                PRUNED (stopped early by the successive-halving scheduler), FAIL (raised, diverged, worker died,
                 rejected by a constraint, or interrupted: see ``reason``), RUNNING
     arch        the genotype string (nas.Arch.parse(arch) gives the Arch back)
     accuracy    validation accuracy (0..1) at the last epoch trained; NaN if none
@@ -90,8 +91,7 @@ def trials_frame(study: "optuna.Study", config: dict[str, Any]) -> "pd.DataFrame
             "fidelity": int(ua.get("fidelity", 0)),
             "max_epochs": max_epochs,
             "duration_s": float(ua.get("duration_s", math.nan)),
-            "reason": (f"duplicate of trial {ua['duplicate_of']} (not retrained)" if "duplicate_of" in ua
-                       else str(ua.get("fail_reason", ua.get("prune_reason", "")))),
+            "reason": _reason(ua),
             "node": str(ua.get("node", "")),
         }
         if with_latency:
@@ -103,6 +103,15 @@ def trials_frame(study: "optuna.Study", config: dict[str, Any]) -> "pd.DataFrame
     frame["fidelity"] = frame["fidelity"].astype("int64")
     frame["number"] = frame["number"].astype("int64")
     return frame
+
+
+def _reason(ua: dict[str, Any]) -> str:
+    if "duplicate_of" in ua:
+        return f"duplicate of trial {ua['duplicate_of']} (not retrained)"
+    why = str(ua.get("fail_reason", ua.get("prune_reason", "")))
+    if "final_of" in ua:  # nas.search.finals
+        return f"final of trial {ua['final_of']}" + (f": {why}" if why else "")
+    return why
 
 
 def pareto_frame(trials: "pd.DataFrame", config: dict[str, Any]) -> "pd.DataFrame":

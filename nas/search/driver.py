@@ -8,7 +8,9 @@ Order of work (nothing is started or written before the inputs are known good):
 3. start Ray (nas.search.ray_setup: local by default, ``ray.init(address=...)`` for ``--address``);
 4. write ``config.json`` + ``space.toml`` and create (or, on resume, open) the Optuna study;
 5. ``tune.Tuner(...).fit()`` with :class:`~nas.search.searcher.StudySearcher`,
-   :class:`~nas.search.scheduler.MultiObjectiveASHA` and the status line;
+   :class:`~nas.search.scheduler.MultiObjectiveASHA` and the status line: the screening;
+5b. with ``--final-epochs``, the finals (nas.search.finals): the chosen finalists train for
+   real once the screening has trained its budget, and decide the front;
 6. after every finished trial the CSV views are rewritten from the study
    (``pareto.png`` at most once a minute); at the end - and on Ctrl-C - all views.
 
@@ -109,7 +111,11 @@ def _budget_reached(prepared: Prepared) -> bool:
         study = open_study(prepared.run_path, prepared.config)
     except Exception:  # noqa: BLE001 - let the real run report storage problems
         return False
-    return sum(1 for t in study.get_trials(deepcopy=False) if counts_against_budget(t)) >= prepared.settings.budget
+    from nas.search.finals import pending_finalists
+
+    s = prepared.settings
+    counted = sum(1 for t in study.get_trials(deepcopy=False) if counts_against_budget(t))
+    return counted >= s.budget and not pending_finalists(study, s.fidelity)
 
 
 def _run_locked(prepared: Prepared) -> SearchOutcome:
@@ -120,14 +126,35 @@ def _run_locked(prepared: Prepared) -> SearchOutcome:
     views = LiveViews(prepared.run_path, study, prepared.config)
     state.on_finished = views.after_trial
     remaining = s.budget - state.done
-    interrupted, fit_s = False, 0.0
+    interrupted, fit_s, finals_s = False, 0.0, 0.0
     try:
         if remaining > 0:
             interrupted, fit_s = _fit(prepared, state)
+        if not interrupted and not state.stop_reason and state.done >= s.budget:
+            t_finals = time.perf_counter()
+            interrupted = _finals(prepared, study, views)
+            finals_s = time.perf_counter() - t_finals
     finally:
         front = views.write_all()
     return SearchOutcome(prepared.run_path, front, state.done, s.budget, interrupted, state.stop_reason,
-                         timings={"fit": fit_s}, failures=_failures(study))
+                         timings={"fit": fit_s, "finals": finals_s}, failures=_failures(study))
+
+
+def _finals(prepared: Prepared, study: Any, views: LiveViews) -> bool:
+    """Train the screening's pending finalists for real (nas.search.finals); returns whether
+    Ctrl-C stopped them."""
+    from dataclasses import replace
+
+    from nas.search.finals import run_finals
+
+    s = prepared.settings
+    if not s.fidelity.final_epochs:
+        return False
+    spec = replace(trial_spec(s, _cost_key(prepared)), final=s.fidelity.final_proxy(), latency=False, supernet=None)
+    resources = {"cpu": s.cpus_per_trial, "gpu": s.gpus_per_trial}
+    _, interrupted = run_finals(study, s.fidelity, spec, resources, _cost_key(prepared),
+                                on_recorded=views.after_trial, quiet=not s.verbose)
+    return interrupted
 
 
 def _open_run_study(prepared: Prepared):
@@ -166,7 +193,7 @@ def _search_state(prepared: Prepared, study: Any):
         study=study,
         space=prepared.space,
         budget=s.budget,
-        max_epochs=s.fidelity.epochs,
+        max_epochs=s.fidelity.screening_epochs,
         cost_key=_cost_key(prepared),
         measure_cost=cost_measurer(info),
         max_mflops=s.max_mflops,
@@ -186,7 +213,7 @@ def trial_spec(s: SearchSettings, cost_key: str) -> TrialSpec:
     """What every trial's worker needs besides its arch (see nas.search.trainable.run_candidate)."""
     return TrialSpec(proxy=s.fidelity.proxy, seed=s.seed, threads=max(1, int(s.cpus_per_trial)),
                      latency=cost_key == "latency_ms", cpu_limit_s=s.trial_cpu_limit,
-                     supernet=s.fidelity.supernet, final=s.fidelity.final_proxy())
+                     supernet=s.fidelity.supernet)
 
 
 def _scheduler(prepared: Prepared, state: Any):
@@ -196,8 +223,7 @@ def _scheduler(prepared: Prepared, state: Any):
 
     s, fid, cost_key = prepared.settings, prepared.settings.fidelity, _cost_key(prepared)
     eta = fid.eta if fid.eta > 1 else 2.0
-    warmup = {fid.proxy.epochs: math.ceil(eta ** 2)} if fid.final_epochs else {}
-    book = RungBook(fid.rungs(), ("max", "min"), eta, budgeted=fid.promotion == "budgeted", warmup=warmup)
+    book = RungBook(fid.rungs(), ("max", "min"), eta, budgeted=fid.promotion == "budgeted")
     _preload_rungs(book, state.study, cost_key)
 
     def on_error(trial) -> None:

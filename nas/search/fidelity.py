@@ -21,6 +21,11 @@ from nas.moo import rung_epochs
 PROMOTIONS = ("budgeted", "asha")
 #: The last rung's held-out images: at most this many, a fifth of a smaller search carve.
 FINAL_VAL_SIZE = 10_000
+#: Finalists trained for real after the screening when ``--final-epochs`` is on and
+#: ``--finalists`` is not given: 5 in each of 3 log-cost tiers (benchmarks/bench_search_quality.py).
+DEFAULT_FINALISTS = 15
+#: Log-cost tiers the finalists are spread over (the S/M/L of the picks).
+FINAL_TIERS = 3
 
 
 @dataclass(frozen=True)
@@ -42,11 +47,13 @@ class Fidelity:
     #: A trained supernet folder (``nas supernet train``): epoch 1 of a trial is the candidate's
     #: score by inherited weights, later epochs fine-tune it from them. None: the scratch proxy.
     supernet: Optional[str] = None
-    #: The last rung: a candidate promoted past the proxy's last epoch trains *for real*,
+    #: The finals (the last rung): once the screening has trained its budget, ``finalists``
+    #: candidates chosen across log-cost tiers (:mod:`nas.search.finals`) train *for real*,
     #: ``final_epochs`` epochs from scratch on all the search's training images at the data's
     #: own size, scored on the search's own held-out images (never the judge's); that score is
-    #: its full-fidelity accuracy, so the front is decided by real training. 0: no last rung.
+    #: their full-fidelity accuracy, so the front is decided by real training. 0: no finals.
     final_epochs: int = 0
+    finalists: int = DEFAULT_FINALISTS
     #: Held-out images of the last rung (set by :meth:`bound` from the data's size).
     final_val_size: int = FINAL_VAL_SIZE
 
@@ -56,7 +63,7 @@ class Fidelity:
                      val_size: Optional[int] = None, batch_size: Optional[int] = None,
                      lr: Optional[float] = None, resolution: Optional[int] = None,
                      promotion: Optional[str] = None, supernet: Optional[str] = None,
-                     final_epochs: Optional[int] = None) -> "Fidelity":
+                     final_epochs: Optional[int] = None, finalists: Optional[int] = None) -> "Fidelity":
         """Validated fidelity from the ``nas search`` options (None: not given, the default);
         bad values -> :class:`NasInputError` naming the flag. ``resolution`` 0: the data's own size."""
         base = cls()
@@ -68,9 +75,12 @@ class Fidelity:
             promotion=promotion if promotion is not None else base.promotion,
             supernet=str(supernet) if supernet else None,
             final_epochs=int(final_epochs if final_epochs is not None else base.final_epochs),
+            finalists=int(finalists if finalists is not None else base.finalists),
         )
         if fid.final_epochs < 0:
-            raise NasInputError(f"--final-epochs must be >= 0 (0: no last rung), got {fid.final_epochs}")
+            raise NasInputError(f"--final-epochs must be >= 0 (0: no finals), got {fid.final_epochs}")
+        if fid.finalists < 1:
+            raise NasInputError(f"--finalists must be >= 1, got {fid.finalists}")
         epochs = int(epochs if epochs is not None else p.epochs)
         sizes = (int(train_size if train_size is not None else p.train_size),
                  int(val_size if val_size is not None else p.val_size))
@@ -89,7 +99,7 @@ class Fidelity:
                 "val_size": p.val_size, "batch_size": p.batch_size, "lr": p.lr, "resolution": p.resolution or 0,
                 "promotion": self.promotion, "rungs": self.rungs(),
                 "proxy": "supernet" if self.supernet else "scratch", "supernet": self.supernet,
-                "final_epochs": self.final_epochs, "full_fidelity": self.epochs}
+                "final_epochs": self.final_epochs, "finalists": self.finalists, "full_fidelity": self.epochs}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Fidelity":
@@ -98,9 +108,9 @@ class Fidelity:
         missing = [k for k in keys if k not in d]
         if missing:
             raise NasInputError(f"config.json: fidelity lacks {', '.join(map(repr, missing))}")
-        # older runs: scratch, no last rung
+        # older runs: scratch, no finals
         return cls.from_options(**{k: d[k] for k in keys}, supernet=d.get("supernet"),
-                                final_epochs=d.get("final_epochs", 0))
+                                final_epochs=d.get("final_epochs", 0), finalists=d.get("finalists"))
 
     def bound(self, dataset: str, data_dir: Optional[str], seed: int, train_images: Optional[int] = None) -> "Fidelity":
         """This fidelity on a run's data: the dataset, its data subset seed, the epochs to validate
@@ -118,11 +128,16 @@ class Fidelity:
     @property
     def epochs(self) -> int:
         """Full fidelity: the steps of a fully trained candidate (the proxy's epochs, plus one for
-        the last rung when there is one)."""
+        the finals' real training when there are finals)."""
         return self.proxy.epochs + (1 if self.final_epochs else 0)
 
+    @property
+    def screening_epochs(self) -> int:
+        """The epochs a candidate of the screening trains at most (the proxy's)."""
+        return self.proxy.epochs
+
     def final_proxy(self) -> Optional[ProxyConfig]:
-        """The last rung's training (None without one): ``final_epochs`` epochs on every image
+        """The finals' training (None without finals): ``final_epochs`` epochs on every image
         of the search's carve but its held-out ones, at the data's own size, batch 128, a short
         warm-up (the whole schedule spans the rung's epochs)."""
         if not self.final_epochs:
@@ -137,10 +152,9 @@ class Fidelity:
         return min(int(image_size), res) if res else int(image_size)
 
     def rungs(self) -> list[int]:
-        """The epochs at which successive halving decides; with a last rung, the proxy's last
-        epoch too (it decides who trains for real)."""
-        rungs = rung_epochs(self.min_epochs, self.proxy.epochs, self.eta) if self.eta > 1 else []
-        return rungs + [self.proxy.epochs] if self.final_epochs and self.eta > 1 else rungs
+        """The epochs at which successive halving decides (who trains for real is the finals'
+        choice, made once the screening is done: :mod:`nas.search.finals`)."""
+        return rung_epochs(self.min_epochs, self.proxy.epochs, self.eta) if self.eta > 1 else []
 
 
 def _check_options(fid: Fidelity, epochs: int, sizes: tuple[int, int], batch: int, lr: float, px: int) -> None:
@@ -162,4 +176,4 @@ def _check_options(fid: Fidelity, epochs: int, sizes: tuple[int, int], batch: in
         raise NasInputError(f"--proxy-resolution must be >= 4 (or 0: the data's own size), got {px}")
 
 
-__all__ = ["Fidelity", "PROMOTIONS"]
+__all__ = ["DEFAULT_FINALISTS", "FINAL_TIERS", "Fidelity", "PROMOTIONS"]

@@ -45,16 +45,11 @@ class RungBook:
     asynchronous ASHA.
     """
 
-    def __init__(self, rungs: list[int], senses: tuple[str, str], eta: float, budgeted: bool = True,
-                 warmup: Dict[int, int] | None = None) -> None:
+    def __init__(self, rungs: list[int], senses: tuple[str, str], eta: float, budgeted: bool = True) -> None:
         self.rungs = list(rungs)
         self.senses = senses
         self.eta = eta
         self.budgeted = budgeted
-        #: rung -> arrivals it waits for before it promotes anyone. The last rung trains for real
-        #: (minutes a candidate): promoting its first arrivals, which had no one to beat, would
-        #: spend the real trainings on the sampler's random start.
-        self.warmup = dict(warmup or {})
         self.records: Dict[int, Dict[int, tuple[float, float]]] = {r: {} for r in self.rungs}
         self.decisions: Dict[int, Dict[int, bool]] = {r: {} for r in self.rungs}
         self.reasons: Dict[tuple[int, int], str] = {}
@@ -78,8 +73,7 @@ class RungBook:
         points = [at[k] for k in keys]
         index = keys.index(key)
         before = self.promoted(rung)
-        waiting = len(points) < self.warmup.get(rung, 0)
-        promote = not waiting and should_promote(points, self.senses, index, self.eta, before if self.budgeted else None)
+        promote = should_promote(points, self.senses, index, self.eta, before if self.budgeted else None)
         self.decisions[rung][key] = promote
         position = promotion_order(points, self.senses).index(index) + 1
         quota = promotion_quota(len(points), self.eta)
@@ -87,7 +81,6 @@ class RungBook:
             f"rung {rung} epoch(s): placed {position} of {len(points)} by non-dominated rank "
             f"(top {quota} continue"
             + (f"; {before} continued already, the rung's front always does)" if self.budgeted else ")")
-            + (f"; the rung promotes from its {self.warmup[rung]}th arrival on" if waiting else "")
         )
         self.reasons[(rung, key)] = why
         return promote, why

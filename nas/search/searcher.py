@@ -24,8 +24,9 @@ How trials are told to Optuna:
   "interrupted";
 - ended by Ray before it trained -> ``FAIL`` with ``fail_reason`` "not started: ...".
 
-Budget: the budget counts TRAINED candidates - COMPLETE + PRUNED + FAIL while
-training (user attr ``counted=True``). Infeasible candidates cost no training and
+Budget: the budget counts TRAINED candidates of the screening - COMPLETE + PRUNED + FAIL
+while training (user attr ``counted=True``); the finals' real trainings (nas.search.finals)
+are extra. Infeasible candidates cost no training and
 do not count; neither do interrupted ones (``--resume`` trains a fresh candidate
 instead). To never loop forever on an over-tight constraint, at most
 ``max_rejections`` candidates in a row may be rejected; then the search ends early
@@ -51,6 +52,7 @@ from ray.tune.search import Searcher
 
 from nas.errors import NasInputError
 from nas.moo import pareto_mask
+from nas.search.finals import FINAL_OF
 
 if TYPE_CHECKING:
     import optuna
@@ -63,6 +65,8 @@ def counts_against_budget(trial: "optuna.trial.FrozenTrial") -> bool:
     name = trial.state.name
     if "duplicate_of" in trial.user_attrs:
         return False  # answered from an earlier trial of the same genotype, never trained
+    if FINAL_OF in trial.user_attrs:
+        return False  # a finalist's real training (nas.search.finals): the budget is the screening's
     if name in ("COMPLETE", "PRUNED"):
         return True
     if name == "FAIL":

@@ -37,7 +37,8 @@ class TrialSpec:
     latency: bool = False  # measure latency (the run's cost objective is latency_ms)
     cpu_limit_s: Optional[float] = None  # --trial-cpu-limit
     supernet: Optional[str] = None  # a trained supernet folder: score by inherited weights, then fine-tune
-    #: The last rung's real training (Fidelity.final_proxy), one step after the proxy's epochs; None: none.
+    #: A finals' trial (nas.search.finals): this real training (Fidelity.final_proxy) instead of the
+    #: proxy, reported as one step after the proxy's epochs. None: a screening trial.
     final: Optional["ProxyConfig"] = None
 
 
@@ -69,7 +70,7 @@ def run_candidate(spec: TrialSpec, arch: str, report, mflops: Any = math.nan, pa
 
         threads = max(1, int(spec.threads))
         torch.set_num_threads(threads)
-        data = prepare_proxy_data(spec.proxy)  # cached per process: a reused actor loads once
+        data = prepare_proxy_data(spec.final or spec.proxy)  # cached per process: a reused actor loads once
         if spec.latency:
             base["latency_ms"] = _latency_ms(arch, data, threads)
         for result in _epochs(spec, arch, data, threads):
@@ -131,16 +132,15 @@ def _malloc_trim():
 
 
 def _epochs(spec: TrialSpec, arch: str, data: Any, threads: int):
-    """The candidate's steps: its proxy epochs (:func:`_proxy_epochs`), then, with a last rung
-    and if the scheduler lets it get there, the real training's result as one more step."""
-    yield from _proxy_epochs(spec, arch, data, threads)
+    """The candidate's steps: its proxy epochs (:func:`_proxy_epochs`); for a finals' trial, its
+    real training's result as the one step after them."""
     if spec.final is None:
+        yield from _proxy_epochs(spec, arch, data, threads)
         return
-    from evaluators.proxy import prepare_proxy_data, proxy_train
+    from evaluators.proxy import proxy_train
 
-    final_data = prepare_proxy_data(spec.final)  # cached per process beside the proxy's
     last = None
-    for last in proxy_train(arch, final_data, spec.final, device="auto", seed=spec.seed, threads=threads):
+    for last in proxy_train(arch, data, spec.final, device="auto", seed=spec.seed, threads=threads):
         pass
     steps = spec.proxy.epochs + 1
     yield replace(last, epoch=steps, epochs=steps)
