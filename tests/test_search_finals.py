@@ -19,7 +19,7 @@ from nas.search.finals import Screened, choose_finalists
 
 
 def test_finals_are_one_step_after_the_screening_and_round_trip_through_the_config():
-    plain = Fidelity.from_options(epochs=4, eta=4)
+    plain = Fidelity.from_options(epochs=4, eta=4, final_epochs=0)
     final = Fidelity.from_options(epochs=4, eta=4, final_epochs=2, finalists=6)
     assert plain.rungs() == [1] and plain.epochs == 4 and plain.final_proxy() is None
     assert final.rungs() == [1], "the finals are chosen after the screening, not promoted at a rung"
@@ -27,6 +27,9 @@ def test_finals_are_one_step_after_the_screening_and_round_trip_through_the_conf
     assert Fidelity.from_dict(final.to_dict()) == final
     assert final.to_dict()["full_fidelity"] == 5 and final.to_dict()["finalists"] == 6
     older = {k: v for k, v in plain.to_dict().items() if k not in ("final_epochs", "finalists", "full_fidelity")}
+    assert Fidelity().final_epochs == 2 and Fidelity().proxy.epochs == 3, "the default search has finals"
+    assert Fidelity.from_options().proxy.epochs == 3 and Fidelity.from_options().rungs() == [1]
+    assert Fidelity.from_options(final_epochs=0).proxy.epochs == 9, "without finals the proxy keeps its 9 epochs"
     assert Fidelity.from_dict(older).final_epochs == 0, "a run from before the finals has none"
     assert Fidelity.from_dict(older).finalists == DEFAULT_FINALISTS == OLDER_RUNS_FIDELITY["finalists"]
     with pytest.raises(NasInputError, match="--final-epochs must be >= 0"):

@@ -52,7 +52,7 @@ def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> ar
     what.add_argument("--seed", type=int, default=None, help="seed of the sampler, data subset and proxy training (default 0)")
 
     fid = p.add_argument_group("fidelity (proxy training; unset: evaluators.proxy defaults, see docs/proxy.md)")
-    fid.add_argument("--epochs", type=int, default=None, help="full fidelity: epochs of a fully trained candidate")
+    fid.add_argument("--epochs", type=int, default=None, help="the proxy's epochs, the screening's full fidelity (default 3 with finals, 9 with --final-epochs 0)")
     fid.add_argument("--min-epochs", type=int, default=None, help="first successive-halving rung, in epochs (default 1)")
     fid.add_argument("--eta", type=_positive_float, default=None,
                      help="successive-halving factor: rungs at min*eta^k epochs, the top 1/eta continue (default 3; 0: off)")
@@ -74,7 +74,7 @@ def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> ar
     fid.add_argument("--final-epochs", type=int, default=None, metavar="E",
                      help="the finals: once the screening has trained its budget, --finalists candidates chosen "
                           "across 3 cost tiers train for real, E epochs from scratch on all the search's training "
-                          "images at full size, and that decides the front (0: no finals)")
+                          "images at full size, and that decides the front (default 2; 0: no finals, the proxy decides)")
     fid.add_argument("--finalists", type=int, default=None, metavar="K",
                      help="candidates the finals train for real (default 15: 5 per cost tier)")
     fid.add_argument("--proxy-resolution", type=int, default=None, metavar="PX",

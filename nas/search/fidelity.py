@@ -19,10 +19,14 @@ from nas.errors import NasInputError
 from nas.moo import rung_epochs
 
 PROMOTIONS = ("budgeted", "asha")
-#: The last rung's held-out images: at most this many, a fifth of a smaller search carve.
+#: The finals' held-out images: at most this many, a fifth of a smaller search carve.
 FINAL_VAL_SIZE = 10_000
-#: Finalists trained for real after the screening when ``--final-epochs`` is on and
-#: ``--finalists`` is not given: 5 in each of 3 log-cost tiers (benchmarks/bench_search_quality.py).
+#: The search's defaults, chosen end to end by ``benchmarks/bench_search_quality.py``: the proxy
+#: screens for 3 epochs (it only has to find the finalists), then 15 finalists, 5 in each of 3
+#: log-cost tiers, train 2 epochs for real. ``--final-epochs 0`` turns the finals off; the proxy
+#: then decides the front and trains its own default epochs (``ProxyConfig``, docs/proxy.md).
+SCREENING_EPOCHS = 3
+DEFAULT_FINAL_EPOCHS = 2
 DEFAULT_FINALISTS = 15
 #: Log-cost tiers the finalists are spread over (the S/M/L of the picks).
 FINAL_TIERS = 3
@@ -34,13 +38,14 @@ class Fidelity:
 
     The proxy (``evaluators.proxy``) trains on ``proxy.train_size`` images of the dataset's
     TRAIN split and validates on ``proxy.val_size`` others of it (the test split is never
-    used); defaults are the proxy's (measured in docs/proxy.md). ``eta`` 0 turns successive
+    used); defaults are the proxy's (measured in docs/proxy.md), but for its epochs: 3 with
+    finals (the default), the proxy's 9 without. ``eta`` 0 turns successive
     halving off (every trial trains ``proxy.epochs`` epochs). ``promotion``: "budgeted" - a
     rung lets at most 1/eta of its trials continue (its front always); "asha" - plain
     asynchronous promotion (see nas.moo.should_promote).
     """
 
-    proxy: ProxyConfig = field(default_factory=ProxyConfig)
+    proxy: ProxyConfig = field(default_factory=lambda: ProxyConfig(epochs=SCREENING_EPOCHS))
     min_epochs: int = 1
     eta: float = 3.0
     promotion: str = "budgeted"
@@ -52,9 +57,9 @@ class Fidelity:
     #: ``final_epochs`` epochs from scratch on all the search's training images at the data's
     #: own size, scored on the search's own held-out images (never the judge's); that score is
     #: their full-fidelity accuracy, so the front is decided by real training. 0: no finals.
-    final_epochs: int = 0
+    final_epochs: int = DEFAULT_FINAL_EPOCHS
     finalists: int = DEFAULT_FINALISTS
-    #: Held-out images of the last rung (set by :meth:`bound` from the data's size).
+    #: Held-out images of the finals (set by :meth:`bound` from the data's size).
     final_val_size: int = FINAL_VAL_SIZE
 
     @classmethod
@@ -81,7 +86,7 @@ class Fidelity:
             raise NasInputError(f"--final-epochs must be >= 0 (0: no finals), got {fid.final_epochs}")
         if fid.finalists < 1:
             raise NasInputError(f"--finalists must be >= 1, got {fid.finalists}")
-        epochs = int(epochs if epochs is not None else p.epochs)
+        epochs = int(epochs if epochs is not None else (p.epochs if fid.final_epochs else ProxyConfig().epochs))
         sizes = (int(train_size if train_size is not None else p.train_size),
                  int(val_size if val_size is not None else p.val_size))
         batch = int(batch_size if batch_size is not None else p.batch_size)
@@ -176,4 +181,4 @@ def _check_options(fid: Fidelity, epochs: int, sizes: tuple[int, int], batch: in
         raise NasInputError(f"--proxy-resolution must be >= 4 (or 0: the data's own size), got {px}")
 
 
-__all__ = ["DEFAULT_FINALISTS", "FINAL_TIERS", "Fidelity", "PROMOTIONS"]
+__all__ = ["DEFAULT_FINAL_EPOCHS", "DEFAULT_FINALISTS", "FINAL_TIERS", "Fidelity", "PROMOTIONS", "SCREENING_EPOCHS"]
