@@ -150,7 +150,7 @@ def test_fail_running_trials_marks_interrupted_not_counted(tmp_path):
 def test_describe_trial_error_from_ray_error_file(tmp_path):
     from types import SimpleNamespace
 
-    from nas.search.searcher import describe_trial_error
+    from nas.search.ray_setup import describe_trial_error
 
     err = tmp_path / "error.txt"
     err.write_text(

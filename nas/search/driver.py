@@ -43,7 +43,7 @@ from nas.runs.storage import create_study, open_study
 from nas.search.feasibility import cost_measurer, memory_measurer
 from nas.search.live_views import LiveViews
 from nas.search.prepare import Prepared, prepare, resources_record
-from nas.search.ray_setup import quiet_loggers, ray_environment, silenced, start_ray, stop_ray
+from nas.search.ray_setup import describe_trial_error, quiet_loggers, ray_environment, silenced, start_ray, stop_ray
 from nas.search.settings import SearchOutcome, SearchSettings, make_sampler
 from nas.search.trainable import TrialSpec
 
@@ -219,7 +219,6 @@ def trial_spec(s: SearchSettings, cost_key: str) -> TrialSpec:
 def _scheduler(prepared: Prepared, state: Any):
     """The multi-objective successive-halving scheduler, its rungs refilled from the study."""
     from nas.search.scheduler import MultiObjectiveASHA, RungBook
-    from nas.search.searcher import describe_trial_error
 
     s, fid, cost_key = prepared.settings, prepared.settings.fidelity, _cost_key(prepared)
     eta = fid.eta if fid.eta > 1 else 2.0

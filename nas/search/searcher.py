@@ -41,7 +41,6 @@ see :class:`LostTrials`) is told FAIL "not started", not counted, and replaced.
 from __future__ import annotations
 
 import math
-import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -53,6 +52,7 @@ from ray.tune.search import Searcher
 from nas.errors import NasInputError
 from nas.moo import pareto_mask
 from nas.search.finals import FINAL_OF
+from nas.search.ray_setup import describe_trial_error
 
 if TYPE_CHECKING:
     import optuna
@@ -466,29 +466,4 @@ def fail_running_trials(study: "optuna.Study", reason: str = INTERRUPTED) -> int
     return n
 
 
-def describe_trial_error(trial: Any) -> str:
-    """One line from a Ray trial's error (worker died, task error), for ``fail_reason``."""
-    text = ""
-    try:
-        path = trial.error_file
-        if path:
-            with open(path, encoding="utf-8", errors="replace") as fh:
-                text = fh.read()
-    except (OSError, AttributeError):
-        text = ""
-    lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith("Failure #")]
-    died = any("ActorDiedError" in ln or "died unexpectedly" in ln or "WorkerCrashedError" in ln for ln in lines)
-    # the exception line ("ray.exceptions.ActorDiedError: The actor died ..."), else the last line
-    exc_lines = [ln for ln in lines if re.match(r"^[\w.]+(Error|Exception|Interrupt)\b:?", ln)]
-    summary = (exc_lines[-1] if exc_lines else (lines[-1] if lines else "")).split(": ", 1)
-    summary_text = ": ".join([summary[0].rsplit(".", 1)[-1], *summary[1:]])
-    exit_type = next((m.group(1) for ln in lines for m in [re.search(r"Worker exit type: (\w+)", ln)] if m), None)
-    prefix = "worker died" if died else "worker error"
-    if died:
-        if not exc_lines:  # Ray's own long explanation: keep one short line
-            summary_text = "the worker process ended unexpectedly"
-        summary_text += f" (worker exit type {exit_type or 'unknown'}: killed, crashed or out of memory)"
-    return f"{prefix}: {summary_text}"[:500] if summary_text else prefix
-
-
-__all__ = ["INTERRUPTED", "LostTrials", "SearchState", "StudySearcher", "counts_against_budget", "describe_trial_error", "fail_running_trials"]
+__all__ = ["INTERRUPTED", "LostTrials", "SearchState", "StudySearcher", "counts_against_budget", "fail_running_trials"]
