@@ -40,6 +40,7 @@ from nas.errors import NasInputError
 from nas.runs import folder
 from nas.runs.lock import RunLock
 from nas.runs.storage import create_study, open_study
+from nas.runs.trial_attrs import ACCURACY_CURVE, FAIL_REASON
 from nas.search.feasibility import cost_measurer, memory_measurer
 from nas.search.live_views import LiveViews
 from nas.search.prepare import Prepared, prepare, resources_record
@@ -241,10 +242,10 @@ def _scheduler(prepared: Prepared, state: Any):
 
 def _preload_rungs(book: Any, study: Any, cost_key: str) -> None:
     for t in study.get_trials(deepcopy=False):
-        curve = t.user_attrs.get("accuracy_curve") or []
+        curve = t.user_attrs.get(ACCURACY_CURVE) or []
         if not curve or t.state.name not in ("COMPLETE", "PRUNED", "FAIL"):
             continue
-        cost = t.user_attrs.get(cost_key)
+        cost = t.user_attrs.get(cost_key)  # the cost objective's name is its attribute key
         if cost is None:
             continue
         book.preload(t.number, curve, float(cost), promoted_to=len(curve))
@@ -321,7 +322,7 @@ def _failures(study: Any) -> list:
     from nas.search.searcher import counts_against_budget
 
     reasons = collections.Counter(
-        str(t.user_attrs.get("fail_reason") or "unknown")
+        str(t.user_attrs.get(FAIL_REASON) or "unknown")
         for t in study.get_trials(deepcopy=False)
         if t.state.name == "FAIL" and counts_against_budget(t)
     )
