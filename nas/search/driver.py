@@ -39,7 +39,7 @@ from typing import Any
 from nas.errors import NasInputError
 from nas.runs import folder
 from nas.runs.lock import RunLock
-from nas.runs.storage import create_study, open_study
+from nas.runs.storage import create_study, open_study, storage_url, study_storage
 from nas.runs.trial_attrs import ACCURACY_CURVE, FAIL_REASON
 from nas.search.feasibility import cost_measurer, memory_measurer
 from nas.search.live_views import LiveViews
@@ -170,7 +170,7 @@ def _open_run_study(prepared: Prepared):
         return create_study(run_path, config, make_sampler(s.sampler, s.seed, s.budget), s.enqueue)
     n_existing = len(open_study(run_path, config).trials)
     study = open_study(run_path, config, make_sampler(s.sampler, s.seed + n_existing, s.budget))
-    stale = fail_running_trials(study)
+    stale = fail_running_trials(study, study_storage(storage_url(run_path, config)))
     config["budget"] = s.budget
     config["resources"] = resources_record(s)
     config.setdefault("resumes", []).append({

@@ -52,6 +52,7 @@ from ray.tune.search import Searcher
 
 from nas.errors import NasInputError
 from nas.moo import pareto_mask
+from nas.runs.storage import running_trial
 from nas.runs.trial_attrs import (
     ACCURACY_CURVE,
     ARCH,
@@ -462,13 +463,17 @@ class LostTrials(Callback):
         self.searcher.tell_lost(trials)
 
 
-def fail_running_trials(study: "optuna.Study", reason: str = INTERRUPTED) -> int:
-    """Mark trials left RUNNING (a killed or interrupted search) as FAIL, not counted. Returns how many."""
+def fail_running_trials(study: "optuna.Study", storage: Any, reason: str = INTERRUPTED) -> int:
+    """Mark trials left RUNNING (a killed or interrupted search) as FAIL, not counted. Returns how many.
+
+    ``storage``: one on the study's database (nas.runs.storage.study_storage), through which
+    those trials are reached (nas.runs.storage.running_trial).
+    """
     import optuna
 
     n = 0
     for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
-        tell_fail(study, optuna.trial.Trial(study, t._trial_id), reason, counted=False)
+        tell_fail(study, running_trial(study, storage, t.number), reason, counted=False)
         n += 1
     return n
 
