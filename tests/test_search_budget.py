@@ -100,13 +100,14 @@ def test_interrupted_at_every_stage_then_resumed_trains_exactly_the_budget(space
 
     _, total = _session(_study(tmp_path / "count.db"), space, None)
     for stop_at in range(total):
-        study = _study(tmp_path / f"stop{stop_at}.db")
+        path = tmp_path / f"stop{stop_at}.db"
+        study = _study(path)
         interrupted, _ = _session(study, space, stop_at)
         assert interrupted
         before = {t.number: (t.state, t.values, t.user_attrs.get("arch"), t.user_attrs.get("fidelity"))
                   for t in study.get_trials(deepcopy=False)}
         assert not [t for t in study.trials if t.state == optuna.trial.TrialState.RUNNING]
-        assert fail_running_trials(study) == 0
+        assert fail_running_trials(study, optuna.storages.RDBStorage(f"sqlite:///{path}")) == 0
         assert not _session(study, space, None)[0]
         after = study.get_trials(deepcopy=False)
         assert sum(counts_against_budget(t) for t in after) == BUDGET, stop_at

@@ -137,11 +137,12 @@ def test_run_lock_is_exclusive_and_released(tmp_path):
 
 
 def test_fail_running_trials_marks_interrupted_not_counted(tmp_path):
+    from nas.runs.storage import study_storage
     from nas.search.searcher import counts_against_budget, fail_running_trials
 
     run_path, study = make_run(tmp_path)
     study.ask()  # left RUNNING, as by a killed search
-    assert fail_running_trials(study) == 1
+    assert fail_running_trials(study, study_storage(f"sqlite:///{run_path / 'study.db'}")) == 1
     last = study.trials[-1]
     assert last.state == TS.FAIL and last.user_attrs == {"fail_reason": "interrupted", "counted": False}
     assert [counts_against_budget(t) for t in study.trials] == [True, True, True, True, False, True, True, False]
@@ -150,7 +151,7 @@ def test_fail_running_trials_marks_interrupted_not_counted(tmp_path):
 def test_describe_trial_error_from_ray_error_file(tmp_path):
     from types import SimpleNamespace
 
-    from nas.search.searcher import describe_trial_error
+    from nas.search.ray_setup import describe_trial_error
 
     err = tmp_path / "error.txt"
     err.write_text(

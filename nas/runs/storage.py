@@ -98,9 +98,21 @@ def create_study(run_path: str | Path, config: dict[str, Any], sampler: Any,
     return study
 
 
+def running_trial(study: "optuna.Study", storage: Any, number: int) -> "optuna.trial.Trial":
+    """Trial ``number`` of ``study``, still RUNNING, as an ``optuna.Trial`` whose attributes can be set
+    (e.g. one a killed search left behind). ``storage``: one on the study's database
+    (:func:`study_storage`); a study alone gives no public way to a trial it did not ask itself.
+    """
+    import optuna
+
+    study_id = storage.get_study_id_from_name(study.study_name)
+    return optuna.trial.Trial(study, storage.get_trial_id_from_study_id_trial_number(study_id, number))
+
+
 def study_names(url: str) -> set[str]:
     """The names of the studies in the storage at ``url`` (opening it; storage errors propagate)."""
     return {st.study_name for st in study_storage(url).get_all_studies()}
 
 
-__all__ = ["DIRECTIONS", "create_study", "open_study", "storage_error", "storage_url", "study_names", "study_storage"]
+__all__ = ["DIRECTIONS", "create_study", "open_study", "running_trial", "storage_error", "storage_url", "study_names",
+           "study_storage"]

@@ -39,6 +39,20 @@ from nas.atomic import atomic_target, write_atomic
 from nas.moo import pareto_mask
 from nas.runs.folder import PARETO_CSV, PARETO_PNG, TRIALS_CSV, full_fidelity, load_run_space, read_config
 from nas.runs.storage import open_study
+from nas.runs.trial_attrs import (
+    ACCURACY_CURVE,
+    ARCH,
+    DUPLICATE_OF,
+    DURATION_S,
+    FAIL_REASON,
+    FIDELITY,
+    FINAL_OF,
+    LATENCY_MS,
+    MFLOPS,
+    NODE,
+    PARAMS,
+    PRUNE_REASON,
+)
 
 if TYPE_CHECKING:
     import optuna
@@ -74,7 +88,7 @@ def trials_frame(study: "optuna.Study", config: dict[str, Any]) -> "pd.DataFrame
     rows = []
     for t in study.get_trials(deepcopy=False):
         ua = t.user_attrs
-        curve = ua.get("accuracy_curve") or []
+        curve = ua.get(ACCURACY_CURVE) or []
         if t.state.name == "COMPLETE" and t.values:
             accuracy = float(t.values[0])
         elif curve:
@@ -84,18 +98,18 @@ def trials_frame(study: "optuna.Study", config: dict[str, Any]) -> "pd.DataFrame
         row = {
             "number": t.number,
             "state": t.state.name,
-            "arch": ua.get("arch", ""),
+            "arch": ua.get(ARCH, ""),
             "accuracy": accuracy,
-            "mflops": float(ua.get("mflops", math.nan)),
-            "params": ua.get("params", None),
-            "fidelity": int(ua.get("fidelity", 0)),
+            "mflops": float(ua.get(MFLOPS, math.nan)),
+            "params": ua.get(PARAMS, None),
+            "fidelity": int(ua.get(FIDELITY, 0)),
             "max_epochs": max_epochs,
-            "duration_s": float(ua.get("duration_s", math.nan)),
+            "duration_s": float(ua.get(DURATION_S, math.nan)),
             "reason": _reason(ua),
-            "node": str(ua.get("node", "")),
+            "node": str(ua.get(NODE, "")),
         }
         if with_latency:
-            row["latency_ms"] = float(ua.get("latency_ms", math.nan))
+            row["latency_ms"] = float(ua.get(LATENCY_MS, math.nan))
         rows.append(row)
     columns = TRIAL_COLUMNS[:6] + (["latency_ms"] if with_latency else []) + TRIAL_COLUMNS[6:]
     frame = pd.DataFrame(rows, columns=columns)
@@ -106,11 +120,11 @@ def trials_frame(study: "optuna.Study", config: dict[str, Any]) -> "pd.DataFrame
 
 
 def _reason(ua: dict[str, Any]) -> str:
-    if "duplicate_of" in ua:
-        return f"duplicate of trial {ua['duplicate_of']} (not retrained)"
-    why = str(ua.get("fail_reason", ua.get("prune_reason", "")))
-    if "final_of" in ua:  # nas.search.finals
-        return f"final of trial {ua['final_of']}" + (f": {why}" if why else "")
+    if DUPLICATE_OF in ua:
+        return f"duplicate of trial {ua[DUPLICATE_OF]} (not retrained)"
+    why = str(ua.get(FAIL_REASON, ua.get(PRUNE_REASON, "")))
+    if FINAL_OF in ua:  # nas.search.finals
+        return f"final of trial {ua[FINAL_OF]}" + (f": {why}" if why else "")
     return why
 
 

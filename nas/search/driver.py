@@ -39,11 +39,12 @@ from typing import Any
 from nas.errors import NasInputError
 from nas.runs import folder
 from nas.runs.lock import RunLock
-from nas.runs.storage import create_study, open_study
+from nas.runs.storage import create_study, open_study, storage_url, study_storage
+from nas.runs.trial_attrs import ACCURACY_CURVE, FAIL_REASON
 from nas.search.feasibility import cost_measurer, memory_measurer
 from nas.search.live_views import LiveViews
 from nas.search.prepare import Prepared, prepare, resources_record
-from nas.search.ray_setup import quiet_loggers, ray_environment, silenced, start_ray, stop_ray
+from nas.search.ray_setup import describe_trial_error, quiet_loggers, ray_environment, silenced, start_ray, stop_ray
 from nas.search.settings import SearchOutcome, SearchSettings, make_sampler
 from nas.search.trainable import TrialSpec
 
@@ -169,7 +170,7 @@ def _open_run_study(prepared: Prepared):
         return create_study(run_path, config, make_sampler(s.sampler, s.seed, s.budget), s.enqueue)
     n_existing = len(open_study(run_path, config).trials)
     study = open_study(run_path, config, make_sampler(s.sampler, s.seed + n_existing, s.budget))
-    stale = fail_running_trials(study)
+    stale = fail_running_trials(study, study_storage(storage_url(run_path, config)))
     config["budget"] = s.budget
     config["resources"] = resources_record(s)
     config.setdefault("resumes", []).append({
@@ -219,7 +220,6 @@ def trial_spec(s: SearchSettings, cost_key: str) -> TrialSpec:
 def _scheduler(prepared: Prepared, state: Any):
     """The multi-objective successive-halving scheduler, its rungs refilled from the study."""
     from nas.search.scheduler import MultiObjectiveASHA, RungBook
-    from nas.search.searcher import describe_trial_error
 
     s, fid, cost_key = prepared.settings, prepared.settings.fidelity, _cost_key(prepared)
     eta = fid.eta if fid.eta > 1 else 2.0
@@ -242,10 +242,10 @@ def _scheduler(prepared: Prepared, state: Any):
 
 def _preload_rungs(book: Any, study: Any, cost_key: str) -> None:
     for t in study.get_trials(deepcopy=False):
-        curve = t.user_attrs.get("accuracy_curve") or []
+        curve = t.user_attrs.get(ACCURACY_CURVE) or []
         if not curve or t.state.name not in ("COMPLETE", "PRUNED", "FAIL"):
             continue
-        cost = t.user_attrs.get(cost_key)
+        cost = t.user_attrs.get(cost_key)  # the cost objective's name is its attribute key
         if cost is None:
             continue
         book.preload(t.number, curve, float(cost), promoted_to=len(curve))
@@ -322,7 +322,7 @@ def _failures(study: Any) -> list:
     from nas.search.searcher import counts_against_budget
 
     reasons = collections.Counter(
-        str(t.user_attrs.get("fail_reason") or "unknown")
+        str(t.user_attrs.get(FAIL_REASON) or "unknown")
         for t in study.get_trials(deepcopy=False)
         if t.state.name == "FAIL" and counts_against_budget(t)
     )

@@ -36,11 +36,25 @@ from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
 
 from ray.tune import Callback
 
+from nas.runs.trial_attrs import (
+    ACCURACY_CURVE,
+    ARCH,
+    COUNTED,
+    DUPLICATE_OF,
+    DURATION_S,
+    FAIL_REASON,
+    FIDELITY,
+    FINAL_OF,
+    LATENCY_MS,
+    MAX_EPOCHS,
+    MFLOPS,
+    NODE,
+    PARAMS,
+    TRAIN_MEMORY_MB,
+)
+
 if TYPE_CHECKING:
     import optuna
-
-#: User attr of a final's trial: the number of the screened trial it trained for real.
-FINAL_OF = "final_of"
 
 
 @dataclass(frozen=True)
@@ -99,10 +113,10 @@ def screened_trials(study: "optuna.Study", screening_epochs: int) -> list[Screen
     out = []
     for t in study.get_trials(deepcopy=False):
         ua = t.user_attrs
-        if (t.state.name != "COMPLETE" or not t.values or FINAL_OF in ua or "duplicate_of" in ua
-                or int(ua.get("fidelity", 0)) != screening_epochs):
+        if (t.state.name != "COMPLETE" or not t.values or FINAL_OF in ua or DUPLICATE_OF in ua
+                or int(ua.get(FIDELITY, 0)) != screening_epochs):
             continue
-        out.append(Screened(t.number, str(ua.get("arch", "")), float(t.values[0]), float(ua.get("mflops", math.nan))))
+        out.append(Screened(t.number, str(ua.get(ARCH, "")), float(t.values[0]), float(ua.get(MFLOPS, math.nan))))
     return out
 
 
@@ -129,20 +143,20 @@ def record_final(study: "optuna.Study", screened: Any, result: dict, full_fideli
 
     original = screened
     ua = original.user_attrs
-    keep = {k: ua[k] for k in ("arch", "mflops", "params", "latency_ms", "train_memory_mb") if k in ua}
-    attrs = {**keep, FINAL_OF: original.number, "max_epochs": full_fidelity, "counted": False,
-             "duration_s": float(result.get("duration_s", math.nan)), "node": str(result.get("node", ""))}
+    keep = {k: ua[k] for k in (ARCH, MFLOPS, PARAMS, LATENCY_MS, TRAIN_MEMORY_MB) if k in ua}
+    attrs = {**keep, FINAL_OF: original.number, MAX_EPOCHS: full_fidelity, COUNTED: False,
+             DURATION_S: float(result.get("duration_s", math.nan)), NODE: str(result.get("node", ""))}
     acc = float(result.get("accuracy", math.nan))
     cost = float(ua.get(cost_key, math.nan))
     trained = not result.get("failed") and math.isfinite(acc) and math.isfinite(cost)
     if trained:
-        attrs.update(fidelity=full_fidelity, accuracy_curve=[*(ua.get("accuracy_curve") or []), acc])
+        attrs.update({FIDELITY: full_fidelity, ACCURACY_CURVE: [*(ua.get(ACCURACY_CURVE) or []), acc]})
         trial = optuna.trial.create_trial(state=optuna.trial.TrialState.COMPLETE, values=[acc, cost],
                                           params=original.params, distributions=original.distributions,
                                           user_attrs=attrs)
     else:
         reason = result.get("fail_reason") or f"no valid result (accuracy {acc}, {cost_key} {cost})"
-        attrs.update(fidelity=int(ua.get("fidelity", 0)), fail_reason=f"final: {reason}"[:500])
+        attrs.update({FIDELITY: int(ua.get(FIDELITY, 0)), FAIL_REASON: f"final: {reason}"[:500]})
         trial = optuna.trial.create_trial(state=optuna.trial.TrialState.FAIL, params=original.params,
                                           distributions=original.distributions, user_attrs=attrs)
     study.add_trial(trial)
@@ -226,11 +240,11 @@ class _FinalsRecorder(Callback):
         self.recorded += 1
         outcome = f"{100 * float(result['accuracy']):.2f} %" if trained else f"failed: {result.get('fail_reason')}"
         print(f"[nas] finals: {len(self.seen)}/{len(self.by_arch)} done (trial {original.number}, "
-              f"{float(original.user_attrs.get('mflops', math.nan)):.2f} MFLOPs: {outcome}; "
+              f"{float(original.user_attrs.get(MFLOPS, math.nan)):.2f} MFLOPs: {outcome}; "
               f"{time.time() - self.started:.0f} s)", file=sys.stderr, flush=True)
         if self.on_recorded is not None:
             self.on_recorded()
 
 
-__all__ = ["FINAL_OF", "Screened", "choose_finalists", "finals_done", "pending_finalists", "record_final",
+__all__ = ["Screened", "choose_finalists", "finals_done", "pending_finalists", "record_final",
            "run_finals", "screened_trials"]

@@ -1,5 +1,5 @@
-"""Ray for one search: start a private local Ray or join a cluster, and keep Ray, Tune and
-Optuna quiet unless ``--verbose``.
+"""Ray for one search: start a private local Ray or join a cluster, keep Ray, Tune and
+Optuna quiet unless ``--verbose``, and read a Ray trial's error into one line.
 
 Nothing here changes the caller's process for good: the environment variables Ray and
 Tune read are set for the search only (:func:`ray_environment`, restored afterwards; the
@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import socket
 import warnings
 from typing import Any, Iterator
@@ -142,4 +143,30 @@ def silenced(active: bool) -> Iterator[None]:
         yield
 
 
-__all__ = ["WORKER_ENV", "check_reachable", "quiet_loggers", "ray_environment", "silenced", "start_ray", "stop_ray"]
+def describe_trial_error(trial: Any) -> str:
+    """One line from a Ray trial's error (worker died, task error), for ``fail_reason``."""
+    text = ""
+    try:
+        path = trial.error_file
+        if path:
+            with open(path, encoding="utf-8", errors="replace") as fh:
+                text = fh.read()
+    except (OSError, AttributeError):
+        text = ""
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith("Failure #")]
+    died = any("ActorDiedError" in ln or "died unexpectedly" in ln or "WorkerCrashedError" in ln for ln in lines)
+    # the exception line ("ray.exceptions.ActorDiedError: The actor died ..."), else the last line
+    exc_lines = [ln for ln in lines if re.match(r"^[\w.]+(Error|Exception|Interrupt)\b:?", ln)]
+    summary = (exc_lines[-1] if exc_lines else (lines[-1] if lines else "")).split(": ", 1)
+    summary_text = ": ".join([summary[0].rsplit(".", 1)[-1], *summary[1:]])
+    exit_type = next((m.group(1) for ln in lines for m in [re.search(r"Worker exit type: (\w+)", ln)] if m), None)
+    prefix = "worker died" if died else "worker error"
+    if died:
+        if not exc_lines:  # Ray's own long explanation: keep one short line
+            summary_text = "the worker process ended unexpectedly"
+        summary_text += f" (worker exit type {exit_type or 'unknown'}: killed, crashed or out of memory)"
+    return f"{prefix}: {summary_text}"[:500] if summary_text else prefix
+
+
+__all__ = ["WORKER_ENV", "check_reachable", "describe_trial_error", "quiet_loggers", "ray_environment", "silenced",
+           "start_ray", "stop_ray"]

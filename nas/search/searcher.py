@@ -6,7 +6,8 @@ suggest an architecture through it (define-by-run), measures its cost and checks
 the constraints; ``on_trial_result()`` records the learning curve as user attrs;
 ``on_trial_complete()`` tells the study how the trial ended.
 
-How trials are told to Optuna:
+How trials are told to Optuna (the attribute keys and the tell functions are the run
+format's, in :mod:`nas.runs.trial_attrs`):
 
 - trained to full fidelity -> ``COMPLETE`` with values ``[accuracy, cost]``;
 - stopped at a rung by the successive-halving scheduler -> ``PRUNED``, no values,
@@ -41,7 +42,6 @@ see :class:`LostTrials`) is told FAIL "not started", not counted, and replaced.
 from __future__ import annotations
 
 import math
-import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -52,7 +52,29 @@ from ray.tune.search import Searcher
 
 from nas.errors import NasInputError
 from nas.moo import pareto_mask
-from nas.search.finals import FINAL_OF
+from nas.runs.storage import running_trial
+from nas.runs.trial_attrs import (
+    ACCURACY_CURVE,
+    ARCH,
+    COUNTED,
+    DUPLICATE_OF,
+    DURATION_S,
+    FIDELITY,
+    FINAL_OF,
+    INFEASIBLE,
+    LATENCY_MS,
+    MAX_EPOCHS,
+    MFLOPS,
+    NODE,
+    PARAMS,
+    PRUNE_REASON,
+    TRACEBACK,
+    TRAIN_MEMORY_MB,
+    tell_complete,
+    tell_fail,
+    tell_pruned,
+)
+from nas.search.ray_setup import describe_trial_error
 
 if TYPE_CHECKING:
     import optuna
@@ -63,14 +85,14 @@ INTERRUPTED = "interrupted"
 def counts_against_budget(trial: "optuna.trial.FrozenTrial") -> bool:
     """Whether a finished trial used up one unit of the budget (see the module doc)."""
     name = trial.state.name
-    if "duplicate_of" in trial.user_attrs:
+    if DUPLICATE_OF in trial.user_attrs:
         return False  # answered from an earlier trial of the same genotype, never trained
     if FINAL_OF in trial.user_attrs:
         return False  # a finalist's real training (nas.search.finals): the budget is the screening's
     if name in ("COMPLETE", "PRUNED"):
         return True
     if name == "FAIL":
-        return bool(trial.user_attrs.get("counted", False))
+        return bool(trial.user_attrs.get(COUNTED, False))
     return False
 
 
@@ -128,9 +150,9 @@ class SearchState:
             if name == "PRUNED":
                 self.pruned += 1
             elif name == "FAIL":
-                if t.user_attrs.get("infeasible"):
+                if t.user_attrs.get(INFEASIBLE):
                     self.rejected += 1
-                elif t.user_attrs.get("counted"):
+                elif t.user_attrs.get(COUNTED):
                     self.failed += 1
             elif name == "COMPLETE" and t.values:
                 self.full_points.append((float(t.values[0]), float(t.values[1])))
@@ -154,16 +176,12 @@ class SearchState:
 
     def fail_leftovers(self, reason: str = INTERRUPTED) -> int:
         """Tell FAIL (not counted) for every trial asked this session and never told."""
-        import optuna
-
         with self.lock:
             leftovers = list(self.asked.values())
             self.asked.clear()
             self.live.clear()
         for trial in leftovers:
-            trial.set_user_attr("fail_reason", reason)
-            trial.set_user_attr("counted", False)
-            self.study.tell(trial, state=optuna.trial.TrialState.FAIL, skip_if_finished=True)
+            tell_fail(self.study, trial, reason, counted=False, skip_if_finished=True)
         return len(leftovers)
 
     def constraint_violation(self, mflops: float, params: int) -> Optional[str]:
@@ -189,7 +207,11 @@ class StudySearcher(Searcher):
     # -- suggest -------------------------------------------------------------------
 
     def suggest(self, trial_id: str) -> Optional[Dict[str, Any]]:
+        """The next candidate's Ray config; ``None``: enough in flight; ``FINISHED``: the search is over.
 
+        Candidates that are rejected or were trained already are told at once and the next one is
+        asked, up to ``max_rejections`` of them in a row (see the module doc).
+        """
         st = self.state
         if st.interrupted or st.stop_reason or st.done >= st.budget:
             return Searcher.FINISHED
@@ -197,40 +219,8 @@ class StudySearcher(Searcher):
             return None  # enough in flight; asked again if one of them ends without counting
         while True:
             trial = st.study.ask()
-            try:
-                arch = st.space.suggest(trial)
-                # memory first: a candidate too large for the machine is never built for real
-                need_mb = st.measure_memory(arch) if st.measure_memory is not None else None
-                if need_mb is not None and st.max_memory_mb is not None and need_mb > st.max_memory_mb:
-                    trial.set_user_attr("arch", str(arch))
-                    trial.set_user_attr("train_memory_mb", float(need_mb))
-                    self._reject(trial, f"infeasible: needs ~{need_mb:,.0f} MB to train > {st.max_memory_mb:,.0f} MB "
-                                        f"per trial (--trial-memory)", infeasible=True)
-                    if self._too_many_rejections():
-                        return Searcher.FINISHED
-                    continue
-                mflops, params = st.measure_cost(arch)
-            except NasInputError as exc:
-                self._reject(trial, f"invalid candidate: {exc}", infeasible=True)
-                if self._too_many_rejections():
-                    return Searcher.FINISHED
-                continue
-            trial.set_user_attr("arch", str(arch))
-            trial.set_user_attr("mflops", float(mflops))
-            trial.set_user_attr("params", int(params))
-            trial.set_user_attr("max_epochs", st.max_epochs)
-            if need_mb is not None:
-                trial.set_user_attr("train_memory_mb", float(need_mb))
-            trial.set_user_attr("fidelity", 0)
-            violation = st.constraint_violation(mflops, params)
-            if violation:
-                self._reject(trial, f"infeasible: {violation}", infeasible=True)
-                if self._too_many_rejections():
-                    return Searcher.FINISHED
-                continue
-            original = self._already_trained(str(arch), trial.number)
-            if original is not None:
-                self._tell_duplicate(trial, original)
+            config = self._trainable_config(trial)
+            if config is None:
                 if self._too_many_rejections():
                     return Searcher.FINISHED
                 continue
@@ -238,7 +228,42 @@ class StudySearcher(Searcher):
             with st.lock:
                 st.live[trial_id] = trial.number
                 st.asked[trial.number] = trial
-            return {"number": trial.number, "arch": str(arch), "mflops": float(mflops), "params": int(params)}
+            return config
+
+    def _trainable_config(self, trial) -> Optional[Dict[str, Any]]:
+        """The Ray config of the candidate ``trial`` suggests, its measures recorded; ``None`` once
+        the trial is told instead: rejected (too large, invalid, infeasible) or a duplicate."""
+        st = self.state
+        try:
+            arch = st.space.suggest(trial)
+            # memory first: a candidate too large for the machine is never built for real
+            need_mb = st.measure_memory(arch) if st.measure_memory is not None else None
+            if need_mb is not None and st.max_memory_mb is not None and need_mb > st.max_memory_mb:
+                trial.set_user_attr(ARCH, str(arch))
+                trial.set_user_attr(TRAIN_MEMORY_MB, float(need_mb))
+                self._reject(trial, f"infeasible: needs ~{need_mb:,.0f} MB to train > {st.max_memory_mb:,.0f} MB "
+                                    f"per trial (--trial-memory)")
+                return None
+            mflops, params = st.measure_cost(arch)
+        except NasInputError as exc:
+            self._reject(trial, f"invalid candidate: {exc}")
+            return None
+        trial.set_user_attr(ARCH, str(arch))
+        trial.set_user_attr(MFLOPS, float(mflops))
+        trial.set_user_attr(PARAMS, int(params))
+        trial.set_user_attr(MAX_EPOCHS, st.max_epochs)
+        if need_mb is not None:
+            trial.set_user_attr(TRAIN_MEMORY_MB, float(need_mb))
+        trial.set_user_attr(FIDELITY, 0)
+        violation = st.constraint_violation(mflops, params)
+        if violation:
+            self._reject(trial, f"infeasible: {violation}")
+            return None
+        original = self._already_trained(str(arch), trial.number)
+        if original is not None:
+            self._tell_duplicate(trial, original)
+            return None
+        return {"number": trial.number, "arch": str(arch), "mflops": float(mflops), "params": int(params)}
 
     def _already_trained(self, arch: str, number: int):
         """The earliest trial with this genotype that trained or is training (not failed), if any."""
@@ -246,7 +271,7 @@ class StudySearcher(Searcher):
 
         TS = optuna.trial.TrialState
         for t in self.state.study.get_trials(deepcopy=False, states=(TS.COMPLETE, TS.PRUNED, TS.RUNNING)):
-            if t.number != number and t.user_attrs.get("arch") == arch and "duplicate_of" not in t.user_attrs:
+            if t.number != number and t.user_attrs.get(ARCH) == arch and DUPLICATE_OF not in t.user_attrs:
                 return t
         return None
 
@@ -261,29 +286,24 @@ class StudySearcher(Searcher):
 
         TS = optuna.trial.TrialState
         st = self.state
-        for key in ("fidelity", "accuracy_curve", "prune_reason", "duration_s", "latency_ms"):
+        for key in (FIDELITY, ACCURACY_CURVE, PRUNE_REASON, DURATION_S, LATENCY_MS):
             if key in original.user_attrs:
                 trial.set_user_attr(key, original.user_attrs[key])
-        trial.set_user_attr("duplicate_of", original.number)
-        trial.set_user_attr("counted", False)
+        trial.set_user_attr(DUPLICATE_OF, original.number)
+        trial.set_user_attr(COUNTED, False)
         if original.state == TS.COMPLETE:
-            st.study.tell(trial, list(original.values), state=TS.COMPLETE)
+            tell_complete(st.study, trial, original.values)
         elif original.state == TS.PRUNED:
-            st.study.tell(trial, state=TS.PRUNED)
+            tell_pruned(st.study, trial)
         else:
-            trial.set_user_attr("fail_reason", f"duplicate of trial {original.number}, still training")
-            st.study.tell(trial, state=TS.FAIL)
+            tell_fail(st.study, trial, f"duplicate of trial {original.number}, still training", counted=False)
         st.duplicates += 1
         self._consecutive_rejections += 1
 
-    def _reject(self, trial, reason: str, infeasible: bool) -> None:
-        import optuna
-
+    def _reject(self, trial, reason: str) -> None:
+        """FAIL, infeasible and not counted: the candidate is never trained."""
         st = self.state
-        trial.set_user_attr("fail_reason", reason)
-        trial.set_user_attr("infeasible", infeasible)
-        trial.set_user_attr("counted", False)
-        st.study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        tell_fail(st.study, trial, reason, counted=False, infeasible=True)
         st.rejected += 1
         self._consecutive_rejections += 1
 
@@ -312,8 +332,8 @@ class StudySearcher(Searcher):
         if len(curve) < epoch:
             curve.append(float(result.get("accuracy", math.nan)))
         trial = st.asked[number]
-        trial.set_user_attr("accuracy_curve", list(curve))
-        trial.set_user_attr("fidelity", epoch)
+        trial.set_user_attr(ACCURACY_CURVE, list(curve))
+        trial.set_user_attr(FIDELITY, epoch)
 
     def on_trial_complete(self, trial_id: str, result: Optional[Dict] = None, error: bool = False) -> None:
         """Tell the study how the trial ended (see the module doc), then refresh the views."""
@@ -329,9 +349,9 @@ class StudySearcher(Searcher):
             self._tell_fail(trial, INTERRUPTED, counted=False)
         elif error or result.get("failed"):
             reason = result.get("fail_reason") or st.errors.pop(trial_id, None) or "worker error"
-            trial.set_user_attr("fidelity", max(epoch, len(curve)))
+            trial.set_user_attr(FIDELITY, max(epoch, len(curve)))
             if result.get("traceback"):
-                trial.set_user_attr("traceback", str(result["traceback"]))
+                trial.set_user_attr(TRACEBACK, str(result["traceback"]))
             self._tell_fail(trial, reason, counted=True)
         elif not result:
             # removed while pending (the experiment ended first): never trained
@@ -339,9 +359,8 @@ class StudySearcher(Searcher):
         elif epoch >= st.max_epochs:
             self._tell_full_fidelity(trial, epoch, result)
         elif number in st.pruned_at:
-            trial.set_user_attr("fidelity", epoch)
-            trial.set_user_attr("prune_reason", st.pruned_at[number])
-            st.study.tell(trial, state=_states().PRUNED)
+            trial.set_user_attr(FIDELITY, epoch)
+            tell_pruned(st.study, trial, st.pruned_at[number])
             st.pruned += 1
             self._counted()
         else:
@@ -377,11 +396,11 @@ class StudySearcher(Searcher):
         """Duration, latency, node and the learning curve of a finished trial; (last epoch, curve)."""
         attr = trial.set_user_attr
         if "duration_s" in result and not math.isnan(float(result["duration_s"])):
-            attr("duration_s", float(result["duration_s"]))
+            attr(DURATION_S, float(result["duration_s"]))
         if "latency_ms" in result:
-            attr("latency_ms", float(result["latency_ms"]))
+            attr(LATENCY_MS, float(result["latency_ms"]))
         if result.get("node"):
-            attr("node", str(result["node"]))
+            attr(NODE, str(result["node"]))
         epoch = int(result.get("epoch", 0) or 0)
         curve = self.state.curves.pop(number, [])
         # Ray does not pass the result that made the scheduler stop a trial to
@@ -389,9 +408,9 @@ class StudySearcher(Searcher):
         if not result.get("failed") and epoch > len(curve) and "accuracy" in result:
             curve.append(float(result["accuracy"]))
         if curve:
-            attr("accuracy_curve", list(curve))
+            attr(ACCURACY_CURVE, list(curve))
         if epoch or curve:
-            attr("fidelity", max(epoch, len(curve)))
+            attr(FIDELITY, max(epoch, len(curve)))
         return epoch, curve
 
     def _tell_full_fidelity(self, trial, epoch: int, result: Dict) -> None:
@@ -402,16 +421,14 @@ class StudySearcher(Searcher):
         if math.isnan(acc) or math.isnan(cost):
             self._tell_fail(trial, f"no valid result (accuracy {acc}, {st.cost_key} {cost})", counted=True)
             return
-        trial.set_user_attr("fidelity", epoch)
-        st.study.tell(trial, [acc, cost], state=_states().COMPLETE)
+        trial.set_user_attr(FIDELITY, epoch)
+        tell_complete(st.study, trial, [acc, cost])
         st.full_points.append((acc, cost))
         self._counted()
 
     def _tell_fail(self, trial, reason: str, counted: bool) -> None:
         """FAIL with ``reason``; ``counted``: it trained, so it uses up one unit of the budget."""
-        trial.set_user_attr("fail_reason", reason)
-        trial.set_user_attr("counted", counted)
-        self.state.study.tell(trial, state=_states().FAIL)
+        tell_fail(self.state.study, trial, reason, counted)
         if counted:
             self._counted(failed=True)
 
@@ -446,49 +463,19 @@ class LostTrials(Callback):
         self.searcher.tell_lost(trials)
 
 
-def _states():
-    import optuna
+def fail_running_trials(study: "optuna.Study", storage: Any, reason: str = INTERRUPTED) -> int:
+    """Mark trials left RUNNING (a killed or interrupted search) as FAIL, not counted. Returns how many.
 
-    return optuna.trial.TrialState
-
-
-def fail_running_trials(study: "optuna.Study", reason: str = INTERRUPTED) -> int:
-    """Mark trials left RUNNING (a killed or interrupted search) as FAIL, not counted. Returns how many."""
+    ``storage``: one on the study's database (nas.runs.storage.study_storage), through which
+    those trials are reached (nas.runs.storage.running_trial).
+    """
     import optuna
 
     n = 0
     for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
-        trial = optuna.trial.Trial(study, t._trial_id)
-        trial.set_user_attr("fail_reason", reason)
-        trial.set_user_attr("counted", False)
-        study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        tell_fail(study, running_trial(study, storage, t.number), reason, counted=False)
         n += 1
     return n
 
 
-def describe_trial_error(trial: Any) -> str:
-    """One line from a Ray trial's error (worker died, task error), for ``fail_reason``."""
-    text = ""
-    try:
-        path = trial.error_file
-        if path:
-            with open(path, encoding="utf-8", errors="replace") as fh:
-                text = fh.read()
-    except (OSError, AttributeError):
-        text = ""
-    lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith("Failure #")]
-    died = any("ActorDiedError" in ln or "died unexpectedly" in ln or "WorkerCrashedError" in ln for ln in lines)
-    # the exception line ("ray.exceptions.ActorDiedError: The actor died ..."), else the last line
-    exc_lines = [ln for ln in lines if re.match(r"^[\w.]+(Error|Exception|Interrupt)\b:?", ln)]
-    summary = (exc_lines[-1] if exc_lines else (lines[-1] if lines else "")).split(": ", 1)
-    summary_text = ": ".join([summary[0].rsplit(".", 1)[-1], *summary[1:]])
-    exit_type = next((m.group(1) for ln in lines for m in [re.search(r"Worker exit type: (\w+)", ln)] if m), None)
-    prefix = "worker died" if died else "worker error"
-    if died:
-        if not exc_lines:  # Ray's own long explanation: keep one short line
-            summary_text = "the worker process ended unexpectedly"
-        summary_text += f" (worker exit type {exit_type or 'unknown'}: killed, crashed or out of memory)"
-    return f"{prefix}: {summary_text}"[:500] if summary_text else prefix
-
-
-__all__ = ["INTERRUPTED", "LostTrials", "SearchState", "StudySearcher", "counts_against_budget", "describe_trial_error", "fail_running_trials"]
+__all__ = ["INTERRUPTED", "LostTrials", "SearchState", "StudySearcher", "counts_against_budget", "fail_running_trials"]
