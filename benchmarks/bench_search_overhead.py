@@ -144,7 +144,8 @@ def main() -> int:
     settings = SearchSettings(
         space=args.space, budget=args.n, dataset=args.dataset, sampler="random", seed=args.seed, out=str(tmp),
         cpus_per_trial=args.threads, num_cpus=args.threads, status_interval=3600,
-        fidelity=Fidelity.from_options(epochs=args.epochs, eta=0, train_size=args.train_size, val_size=args.val_size),
+        fidelity=Fidelity.from_options(epochs=args.epochs, eta=0, train_size=args.train_size, val_size=args.val_size,
+                                       final_epochs=0),
     )
     settings = prepare(settings).settings  # validate + resolve the fidelity defaults
     space = load_space(args.space)

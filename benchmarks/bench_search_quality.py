@@ -68,14 +68,18 @@ BASELINE_MARGIN = 0.5  # points
 #: ``default`` is what the project ships: no options at all.
 ARMS: dict[str, list[str]] = {
     "default": [],
-    "scratch": ["--proxy", "scratch"],
-    "scratch-random": ["--proxy", "scratch", "--sampler", "random"],
-    "supernet": ["--proxy", "supernet"],
-    "supernet-random": ["--proxy", "supernet", "--sampler", "random"],
+    # each proxy alone, deciding the front (no finals)
+    "scratch": ["--proxy", "scratch", "--final-epochs", "0"],
+    "scratch-random": ["--proxy", "scratch", "--final-epochs", "0", "--sampler", "random"],
+    "supernet": ["--proxy", "supernet", "--final-epochs", "0"],
+    "supernet-random": ["--proxy", "supernet", "--final-epochs", "0", "--sampler", "random"],
     # the default scratch proxy shortened to 3 epochs (a rung at 1) screens the budget; then the
     # finals: 15 finalists, 5 per log-cost tier by their residual above the screening's own
     # cost curve, train 2 epochs for real and decide the front (nas.search.finals)
     "finals": ["--proxy", "scratch", "--epochs", "3", "--final-epochs", "2", "--finalists", "15"],
+    # the same with 1 real epoch (measured on finals' own screening: its folder copied, the
+    # finals removed, resumed)
+    "finals-1ep": ["--proxy", "scratch", "--epochs", "3", "--final-epochs", "1", "--finalists", "15"],
     "finals-random": ["--proxy", "scratch", "--epochs", "3", "--final-epochs", "2", "--finalists", "15",
                       "--sampler", "random"],
 }

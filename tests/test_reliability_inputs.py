@@ -227,7 +227,7 @@ def outcomes(tmp_path_factory):
     space.write_text(TINY_SPACE)
     made = run_nas("search", "--space", str(space), "--budget", "2", "--dataset", "digits", "--epochs", "1",
                    "--eta", "0", "--train-size", "100", "--val-size", "50", "--num-cpus", "2",
-                   "--out", str(out), "--name", "run")
+                   "--final-epochs", "0", "--out", str(out), "--name", "run")
     assert made.returncode == 0, made.stderr[-3000:]
     ctx.update(out=str(out), run=str(out / "run"), space=str(space))
     ctx.update(_broken_picks(tmp))

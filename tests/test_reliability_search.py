@@ -24,7 +24,9 @@ from test_search_e2e import TINY_SPACE, _env, nas_cmd, run_nas
 
 pytestmark = pytest.mark.slow
 
-FAST = ["--dataset", "digits", "--eta", "0", "--train-size", "300", "--val-size", "100", "--status-interval", "2"]
+# the screening alone (no finals: tests/test_search_finals.py has them)
+FAST = ["--dataset", "digits", "--eta", "0", "--train-size", "300", "--val-size", "100", "--status-interval", "2",
+        "--final-epochs", "0"]
 
 
 def _session_pids(sid: int) -> list[int]:
@@ -203,7 +205,7 @@ def test_worker_killed_by_cpu_limit_is_a_failed_trial(tmp_path):
     proc = Search("--space", str(space), "--budget", str(budget), "--epochs", "3", "--num-cpus", "2",
                   "--trial-cpu-limit", "10", "--sampler", "random", "--seed", "0", "--out", str(tmp_path),
                   "--name", "cpu", "--dataset", "digits", "--eta", "0", "--train-size", "1500", "--val-size", "100",
-                  "--batch-size", "32").finish()
+                  "--batch-size", "32", "--final-epochs", "0").finish()
     assert proc.returncode == 0, proc.stderr[-3000:]
     trials = _trials(tmp_path / "cpu")
     from nas.search.searcher import counts_against_budget

@@ -87,7 +87,8 @@ def test_search_joins_a_two_node_cluster_and_uses_both_nodes(cluster, tmp_path):
     budget = 6
     cmd = [sys.executable, "-m", "nas", "search", "--space", str(space), "--budget", str(budget),
            "--dataset", "digits", "--epochs", "2", "--eta", "2", "--train-size", "300", "--val-size", "150",
-           "--lr", "0.5", "--seed", "3", "--address", address, "--out", str(tmp_path), "--name", "cluster"]
+           "--lr", "0.5", "--seed", "3", "--final-epochs", "0", "--address", address, "--out", str(tmp_path),
+           "--name", "cluster"]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "Pareto front" in done.stdout

@@ -42,7 +42,8 @@ def test_duplicates_are_answered_from_their_first_trial(tmp_path):
     proc = subprocess.run(
         [sys.executable, "-m", "nas", "search", "--space", str(space), "--budget", "3", "--sampler", "random",
          "--seed", "7", "--dataset", "digits", "--epochs", "1", "--eta", "0", "--train-size", "200",
-         "--val-size", "100", "--num-cpus", "1", "--out", str(tmp_path / "results"), "--name", "dup"],
+         "--val-size", "100", "--num-cpus", "1", "--final-epochs", "0", "--out", str(tmp_path / "results"),
+         "--name", "dup"],
         capture_output=True, text=True, timeout=600, env=env,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]

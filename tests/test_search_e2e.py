@@ -40,7 +40,8 @@ stride = 2
 channels = [0, 32]
 """
 
-COMMON = ["--dataset", "digits", "--epochs", "3", "--eta", "3", "--train-size", "400", "--val-size", "200",
+# the screening alone (no finals: tests/test_search_finals.py has them)
+COMMON = ["--dataset", "digits", "--epochs", "3", "--eta", "3", "--train-size", "400", "--val-size", "200", "--final-epochs", "0",
           "--lr", "0.5", "--num-cpus", "2", "--status-interval", "2"]
 BUDGET = 10
 MAX_PARAMS = 1500
@@ -209,7 +210,7 @@ def test_run_folder_files_and_frames(interrupted_then_resumed):
 def test_diverging_candidates_are_recorded_as_failed(space_file, tmp_path):
     args = ["search", "--space", str(space_file), "--budget", "3", "--out", str(tmp_path), "--name", "nan",
             "--dataset", "digits", "--epochs", "2", "--eta", "0", "--train-size", "200", "--val-size", "100",
-            "--lr", "1e30", "--num-cpus", "2", "--seed", "1"]
+            "--lr", "1e30", "--num-cpus", "2", "--seed", "1", "--final-epochs", "0"]
     proc = run_nas(*args)
     assert proc.returncode == 0, proc.stderr[-3000:]
     import nas

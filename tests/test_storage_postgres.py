@@ -109,7 +109,7 @@ def test_urls_masked_recorded_and_compared():
 @pytest.mark.slow
 def test_unusable_postgres_storage_exits_2_without_showing_the_password(postgres, space_file, tmp_path):
     base = ["search", "--space", str(space_file), "--budget", "2", "--out", str(tmp_path / "out"), "--name", "x",
-            "--dataset", "digits", "--train-size", "200", "--val-size", "100"]
+            "--dataset", "digits", "--train-size", "200", "--val-size", "100", "--final-epochs", "0"]
     wrong = postgres.url("postgres").replace(postgres.password, "pw-wrong-0123")
     cases = [
         (wrong, "pw-wrong-0123", "password authentication failed"),
