@@ -27,7 +27,7 @@ def test_finals_are_one_step_after_the_screening_and_round_trip_through_the_conf
     assert Fidelity.from_dict(final.to_dict()) == final
     assert final.to_dict()["full_fidelity"] == 5 and final.to_dict()["finalists"] == 6
     older = {k: v for k, v in plain.to_dict().items() if k not in ("final_epochs", "finalists", "full_fidelity")}
-    assert Fidelity().final_epochs == 2 and Fidelity().proxy.epochs == 3, "the default search has finals"
+    assert Fidelity().final_epochs == 1 and Fidelity().proxy.epochs == 3, "the default search has finals"
     assert Fidelity.from_options().proxy.epochs == 3 and Fidelity.from_options().rungs() == [1]
     assert Fidelity.from_options(final_epochs=0).proxy.epochs == 9, "without finals the proxy keeps its 9 epochs"
     assert Fidelity.from_dict(older).final_epochs == 0, "a run from before the finals has none"

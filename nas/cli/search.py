@@ -74,7 +74,7 @@ def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> ar
     fid.add_argument("--final-epochs", type=int, default=None, metavar="E",
                      help="the finals: once the screening has trained its budget, --finalists candidates chosen "
                           "across 3 cost tiers train for real, E epochs from scratch on all the search's training "
-                          "images at full size, and that decides the front (default 2; 0: no finals, the proxy decides)")
+                          "images at full size, and that decides the front (default 1; 0: no finals, the proxy decides)")
     fid.add_argument("--finalists", type=int, default=None, metavar="K",
                      help="candidates the finals train for real (default 15: 5 per cost tier)")
     fid.add_argument("--proxy-resolution", type=int, default=None, metavar="PX",

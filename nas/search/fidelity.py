@@ -23,10 +23,12 @@ PROMOTIONS = ("budgeted", "asha")
 FINAL_VAL_SIZE = 10_000
 #: The search's defaults, chosen end to end by ``benchmarks/bench_search_quality.py``: the proxy
 #: screens for 3 epochs (it only has to find the finalists), then 15 finalists, 5 in each of 3
-#: log-cost tiers, train 2 epochs for real. ``--final-epochs 0`` turns the finals off; the proxy
-#: then decides the front and trains its own default epochs (``ProxyConfig``, docs/proxy.md).
+#: log-cost tiers, train 1 epoch for real (2 epochs measured better picks but took ~45 min of
+#: the 2 cores at budget 200; the default has to fit in 30). ``--final-epochs 0`` turns the
+#: finals off; the proxy then decides the front and trains its own default epochs
+#: (``ProxyConfig``, docs/proxy.md).
 SCREENING_EPOCHS = 3
-DEFAULT_FINAL_EPOCHS = 2
+DEFAULT_FINAL_EPOCHS = 1
 DEFAULT_FINALISTS = 15
 #: Log-cost tiers the finalists are spread over (the S/M/L of the picks).
 FINAL_TIERS = 3
