@@ -212,8 +212,11 @@ def _done(arm: str, budget) -> set[tuple[str, int]]:
 
 
 def train_picks(jobs: list[dict], settings: Reference) -> int:
-    """Train the picks' (genotype, seed) jobs not yet in the table; returns rows appended."""
+    """Train the picks' (genotype, seed) jobs not yet in the table; returns rows appended. A job
+    the ground truth or another arm already trained under the same protocol (the same genotype,
+    seed and epochs: the training is deterministic) takes that row instead."""
     truth = {(r["job"], int(r["epochs"])): r for r in read_table(TABLE_CSV)}
+    earlier = {(r["job"], int(r["epochs"])): r for r in read_table(QUALITY_CSV) if r.get("source") == "trained"}
     data = None
     appended = 0
     for job in jobs:
@@ -221,8 +224,11 @@ def train_picks(jobs: list[dict], settings: Reference) -> int:
             continue
         try:
             known = truth.get((job["job"], settings.epochs))
+            again = earlier.get((job["job"], settings.epochs))
             if known is not None:
                 row, source = known, "ground truth row"
+            elif again is not None:
+                row, source = again, f"row of arm {again['arm']}"
             else:
                 if data is None:
                     data = load_reference_data()
