@@ -277,5 +277,6 @@ def test_trials_ray_ends_before_they_train_are_replaced_until_the_budget_is_trai
     assert sum(counts_against_budget(t) for t in trials) == budget, run.trials[["number", "state", "reason"]]
     lost = [t for t in trials if str(t.user_attrs.get("fail_reason", "")).startswith("not started")]
     assert lost, "no worker reuse failed: the test did not exercise the lost-trial path"
+    assert all("worker not reused" in t.user_attrs["fail_reason"] for t in lost), [t.user_attrs for t in lost]
     assert not any(t.user_attrs["counted"] for t in lost) and not any(t.state.name == "RUNNING" for t in trials)
     assert f"{budget}/{budget} candidates trained" in proc.stdout

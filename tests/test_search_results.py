@@ -163,6 +163,10 @@ def test_describe_trial_error_from_ray_error_file(tmp_path):
     assert reason.startswith("worker died: ActorDiedError: The actor died unexpectedly")
     assert "SYSTEM_ERROR" in reason
     assert describe_trial_error(SimpleNamespace(error_file=None)) == "worker error"
+    # Ray 2.60's text for a worker it could not reuse (the lost-trial path, test_search_e2e)
+    err.write_text("Failure # 1 (occurred at 2026-12-02_06-36-58)\n"
+                   "Trainable runner reuse requires reset_config() to be implemented and return True.\n")
+    assert describe_trial_error(SimpleNamespace(error_file=str(err))).startswith("worker not reused")
 
 
 def test_failure_reason_names_divergence():

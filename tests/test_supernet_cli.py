@@ -94,8 +94,14 @@ def test_one_shot_search_scores_by_inherited_weights_then_fine_tunes(tmp_path, t
     run_dir = tmp_path / "oneshot"
     fidelity = json.loads((run_dir / "config.json").read_text())["fidelity"]
     assert fidelity["proxy"] == "supernet" and fidelity["supernet"] == str(net.resolve())
-    trials = nas.load_run(str(run_dir)).trials
-    assert len(trials) >= 6 and set(trials.state) <= {"COMPLETE", "PRUNED"}, trials[["state", "reason"]]
+    run = nas.load_run(str(run_dir))
+    # Under load Ray may end a trial before it trains (a pruned trial's thread outlived the worker
+    # reuse wait): the searcher records it FAIL "not started", uncounted, and asks a replacement.
+    lost = {t.number for t in run.study.trials
+            if t.state.name == "FAIL" and str(t.user_attrs.get("fail_reason", "")).startswith("not started")
+            and not t.user_attrs.get("counted")}
+    trials = run.trials[~run.trials.number.isin(lost)]
+    assert len(trials) >= 6 and set(trials.state) <= {"COMPLETE", "PRUNED"}, run.trials[["state", "reason"]]
     assert trials.accuracy.between(0, 1).all()
     assert set(trials.fidelity) <= {1, 3} and 3 in set(trials.fidelity)  # scored at rung 1, some fine-tuned to 3
 

@@ -154,6 +154,8 @@ def describe_trial_error(trial: Any) -> str:
     except (OSError, AttributeError):
         text = ""
     lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith("Failure #")]
+    if any("reset_config()" in ln for ln in lines):  # Ray's text for a worker it could not reuse
+        return "worker not reused: the previous trial's training thread was still running"
     died = any("ActorDiedError" in ln or "died unexpectedly" in ln or "WorkerCrashedError" in ln for ln in lines)
     # the exception line ("ray.exceptions.ActorDiedError: The actor died ..."), else the last line
     exc_lines = [ln for ln in lines if re.match(r"^[\w.]+(Error|Exception|Interrupt)\b:?", ln)]
