@@ -9,8 +9,14 @@ A figure is only worth what the machine lets it be: on a shared machine one pass
 round may take 10x another. So passes are timed in rounds until the medians of the last
 :data:`SETTLE_ROUNDS` rounds agree within ``tolerance`` (or ``max_rounds`` is reached), and
 the result carries its spread (the interquartile range over the median) and ``stable``:
-the rounds settled and the spread is at most :data:`MAX_SPREAD`. A caller shows an
-unstable figure as such rather than as a measurement.
+the rounds settled, the spread is at most :data:`MAX_SPREAD` and other processes used at
+most :data:`MAX_OTHERS_CPU` cores meanwhile. A caller shows an unstable figure as such
+rather than as a measurement.
+
+The last condition is there because a steady load is invisible in the spread: with the other
+core of this 2-core machine busy, the same networks timed 1.7x slower in tight, settled
+rounds (BENCHMARKS.md, "Latency you can trust"). The CPU that other processes used is read
+from ``/proc/stat`` around the measurement (Linux; elsewhere it is not checked).
 """
 
 from __future__ import annotations
@@ -28,6 +34,8 @@ import torch.nn as nn
 SETTLE_ROUNDS = 3
 #: Widest interquartile range, relative to the median, of a stable figure.
 MAX_SPREAD = 0.25
+#: Most CPU (in cores, averaged over the measurement) other processes may use beside a stable figure.
+MAX_OTHERS_CPU = 0.25
 
 
 @dataclass(frozen=True)
@@ -44,7 +52,8 @@ class Latency:
     threads: int
     spread: float = 0.0  # (p75 - p25) / median of the timed passes
     rounds: int = 1
-    stable: bool = True  # the rounds' medians settled and spread <= MAX_SPREAD
+    stable: bool = True  # settled, spread <= MAX_SPREAD, others' CPU <= MAX_OTHERS_CPU
+    others_cpu: float | None = None  # cores other processes used meanwhile (None: not known)
 
     def __float__(self) -> float:
         return self.median_ms
@@ -53,6 +62,36 @@ class Latency:
         """``0.782 ms ±6%`` or ``12.8 ms ±140% (unstable)``."""
         text = f"{self.median_ms:.3g} ms ±{100 * self.spread:.0f}%"
         return text if self.stable else text + " (unstable)"
+
+
+class _OthersCpu:
+    """Cores that processes other than this one used between :meth:`__init__` and :meth:`cores`
+    (``/proc/stat`` busy time minus this process's own CPU time); None where unreadable."""
+
+    def __init__(self) -> None:
+        self.start = (_machine_busy_s(), time.process_time(), time.perf_counter())
+
+    def cores(self) -> float | None:
+        busy, own, wall = _machine_busy_s(), time.process_time(), time.perf_counter()
+        if busy is None or self.start[0] is None or wall <= self.start[2]:
+            return None
+        others = (busy - self.start[0]) - (own - self.start[1])
+        return max(0.0, others / (wall - self.start[2]))
+
+
+def _machine_busy_s() -> float | None:
+    """CPU seconds all processes have been busy since boot (``/proc/stat``; None elsewhere)."""
+    try:
+        with open("/proc/stat", encoding="ascii") as f:
+            fields = f.readline().split()
+        import os
+
+        ticks = os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError):
+        return None
+    # user nice system idle iowait irq softirq steal ...: busy = all but idle and iowait
+    values = [int(v) for v in fields[1:9]]
+    return (sum(values) - values[3] - values[4]) / ticks
 
 
 def _percentile(sorted_values: list[float], q: float) -> float:
@@ -115,7 +154,9 @@ def measure_latency(
         try:
             model.to(device).eval()
             x = torch.randn((batch_size,) + shape, device=device, dtype=dtype)
+            others = _OthersCpu()
             times, rounds, settled = _settled_passes(model, x, warmup, repeats, max_rounds, tolerance)
+            others_cpu = others.cores()
         finally:
             model.to(home)
             for m, training in modes.items():
@@ -134,7 +175,8 @@ def measure_latency(
         threads=n_threads,
         spread=spread,
         rounds=rounds,
-        stable=settled and spread <= MAX_SPREAD,
+        stable=settled and spread <= MAX_SPREAD and (others_cpu is None or others_cpu <= MAX_OTHERS_CPU),
+        others_cpu=others_cpu,
     )
 
 

@@ -24,7 +24,7 @@ from nas.errors import NasInputError
 from nas.supernet import Supernet
 from nas.supernet.folder import OneShotConfig, load_data, load_supernet
 from nas.supernet.lifecycle import train_supernet
-from nas.supernet.scoring import score
+from nas.supernet.scoring import ScoringStage, score
 
 
 class OneShotScorer:
@@ -42,16 +42,17 @@ class OneShotScorer:
         supernet, config = load_supernet(folder, device)
         return cls(supernet, config, device=device)
 
-    def score(self, arch) -> float:
-        return float(score(self.supernet, arch, self.calibration, self.data.val, self.device).accuracy)
+    def score(self, arch, stage: ScoringStage | None = None) -> float:
+        """``arch``'s accuracy by inherited weights, on ``stage``'s part of the data (None: all)."""
+        return float(score(self.supernet, arch, self.calibration, self.data.val, self.device, stage).accuracy)
 
-    def score_all(self, archs: Sequence, outside: float = float("nan")) -> list[float]:
+    def score_all(self, archs: Sequence, outside: float = float("nan"), stage: ScoringStage | None = None) -> list[float]:
         """Scores of ``archs``; ``outside`` for one the supernet's space does not hold (a baseline
         from another space, say) instead of an error."""
         scores = []
         for arch in archs:
             try:
-                scores.append(self.score(arch))
+                scores.append(self.score(arch, stage))
             except NasInputError as exc:
                 if "is not in the space" not in str(exc):
                     raise
@@ -64,17 +65,18 @@ def _cached_supernet(folder: str) -> Supernet:
     return load_supernet(folder, "auto")[0]  # once per worker process: a reused actor loads it once
 
 
-def inherited(folder: str | Path, arch, data: ProxyData):
-    """A search trial's first epoch by inherited weights: (the subnet, BN recalibrated on the
-    trial's training images, ready to fine-tune; its :class:`nas.training.EpochResult` on the
-    trial's validation images)."""
+def inherited(folder: str | Path, arch, data: ProxyData, stage: ScoringStage | None = None):
+    """A search trial's score by inherited weights: (the subnet, BN recalibrated on the trial's
+    training images, ready to fine-tune; its :class:`nas.training.EpochResult` on the trial's
+    validation images), on ``stage``'s part of those images (None: all of them)."""
     from nas.supernet.scoring import recalibrate
     from nas.training import EpochResult, evaluate
 
     started = time.perf_counter()
     supernet = _cached_supernet(str(folder))
-    model = recalibrate(supernet.subnet(arch), data.train)
-    result = evaluate(model, data.val)
+    calibration, val = stage.take(data.train, data.val) if stage else (data.train, data.val)
+    model = recalibrate(supernet.subnet(arch), calibration)
+    result = evaluate(model, val)
     seconds = time.perf_counter() - started
     return model, EpochResult(epoch=1, epochs=1, train_loss=float("nan"), val_loss=result.loss,
                               val_accuracy=result.accuracy, images_per_s=float("nan"), seconds=seconds,
@@ -86,21 +88,24 @@ def inherited(folder: str | Path, arch, data: ProxyData):
 FINE_TUNE_LR_FACTOR = 0.25
 
 
-def fine_tune_config(proxy: ProxyConfig) -> ProxyConfig:
-    """The proxy training of epochs 2..E of a one-shot trial (epoch 1 was the inherited score)."""
-    evals = None if proxy.eval_epochs is None else tuple(e - 1 for e in proxy.eval_epochs if e > 1)
-    return replace(proxy, epochs=proxy.epochs - 1, lr=proxy.lr * FINE_TUNE_LR_FACTOR, warmup_epochs=0.0,
+def fine_tune_config(proxy: ProxyConfig, scored_steps: int = 1) -> ProxyConfig:
+    """The proxy training of steps ``scored_steps + 1``..E of a one-shot trial (the steps before
+    were its scores by inherited weights: the screen and the full score, or the full score alone)."""
+    evals = None if proxy.eval_epochs is None else tuple(e - scored_steps for e in proxy.eval_epochs if e > scored_steps)
+    return replace(proxy, epochs=proxy.epochs - scored_steps, lr=proxy.lr * FINE_TUNE_LR_FACTOR, warmup_epochs=0.0,
                    eval_epochs=evals)
 
 
-def fidelity_scores(genotypes: Sequence[str], folder: str | Path | None = None, **settings: Any) -> list[float]:
+def fidelity_scores(genotypes: Sequence[str], folder: str | Path | None = None, stage: ScoringStage | None = None,
+                    **settings: Any) -> list[float]:
     """``benchmarks/bench_fidelity.py --predictor supernet=evaluators.oneshot:fidelity_scores``:
-    trains (once; resumable) a supernet of ``mdconv`` in ``folder`` and scores ``genotypes``."""
+    trains (once; resumable) a supernet of ``mdconv`` in ``folder`` and scores ``genotypes``
+    (on ``stage``'s part of the data; None: all of it)."""
     torch.set_num_threads(1)
     config = replace(OneShotConfig(), **settings)
     folder = Path(folder or Path(__file__).resolve().parents[1] / "benchmarks" / "ground_truth" / ".work" / "supernet")
     supernet = train_supernet(config, folder, device="cpu", threads=1)
-    return OneShotScorer(supernet, config, device="cpu").score_all(genotypes)
+    return OneShotScorer(supernet, config, device="cpu").score_all(genotypes, stage=stage)
 
 
 __all__ = ["OneShotScorer", "fidelity_scores", "fine_tune_config", "inherited"]

@@ -19,6 +19,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, Callable
 
 from nas.errors import NasInputError
@@ -233,14 +234,39 @@ LATENCY_ROUNDS = 20
 
 def _cpu_latency(model, dataset, threads: int = 1) -> dict[str, float]:
     """CPU latency at batch 1 via ``evaluators.latency`` with ``threads`` threads, timed in rounds
-    until it settles: ``{"median_ms", "p90_ms", "threads", "repeats", "spread", "rounds", "stable"}``."""
+    until it settles: ``{"median_ms", "p90_ms", "threads", "repeats", "spread", "rounds", "stable",
+    "others_cpu"}`` (the cores other processes used meanwhile)."""
     from evaluators.latency import measure_latency
 
     lat = measure_latency(model, (dataset.in_chans, dataset.image_size, dataset.image_size),
                           batch_size=1, device="cpu", threads=max(1, int(threads)), max_rounds=LATENCY_ROUNDS)
     return {"median_ms": float(lat.median_ms), "p90_ms": float(lat.p90_ms), "threads": int(lat.threads),
             "repeats": int(lat.repeats), "spread": float(lat.spread), "rounds": int(lat.rounds),
-            "stable": bool(lat.stable)}
+            "stable": bool(lat.stable), "others_cpu": lat.others_cpu}
+
+
+def measure_pick_latency(folder: Path, threads: int | None = None) -> dict[str, Any]:
+    """Measure a finished pick's CPU latency again (its genotype built afresh: timing does not
+    depend on the weights) and record it in its ``metrics.json``; returns the new ``latency``.
+
+    A figure taken while the machine was busy is flagged ``stable: false``; this is how it is
+    taken again on a quiet machine, without retraining. ``threads``: default the pick's own."""
+    from nas.builder import build
+    from nas.runs.pick_folders import read_metrics, write_metrics
+
+    m = read_metrics(folder)
+    if not (m and m.get("complete")):
+        raise NasInputError(f"{folder}: not a finished pick (no complete metrics.json)")
+    old = m.get("latency", {})
+    shape = old.get("input") or [1, m["dataset"]["in_chans"], m["dataset"]["image_size"], m["dataset"]["image_size"]]
+    model = build(m["arch"], num_classes=int(m["dataset"]["num_classes"]), in_chans=int(shape[1])).eval()
+    shaped = SimpleNamespace(in_chans=int(shape[1]), image_size=int(shape[2]))  # what _cpu_latency reads
+    latency = _cpu_latency(model, shaped, threads or int(old.get("threads", 1)))
+    m["latency_ms"] = latency["median_ms"]
+    m["latency"] = {"device": "cpu", "batch": 1, "statistic": "median", **latency, "input": list(shape),
+                    "measured": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    write_metrics(folder, m)
+    return m["latency"]
 
 
 # --------------------------------------------------------------------------- numbers for people

@@ -79,3 +79,20 @@ def test_a_figure_that_does_not_settle_is_flagged():
 
     lat = measure_latency(Jittery(), (1, 2, 2), warmup=0, repeats=5, threads=1, max_rounds=4, tolerance=0.01)
     assert not lat.stable and lat.rounds == 4 and lat.describe().endswith("(unstable)")
+
+
+def test_a_figure_taken_while_another_process_burns_cpu_is_flagged():
+    """A steady load shows in no spread: the other processes' CPU is what flags it."""
+    import subprocess
+    import sys
+
+    model = build("stem c8 s1 | ds k3 c8 | head c0", num_classes=10, in_chans=1)
+    burner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        lat = measure_latency(model, (1, 28, 28), warmup=3, repeats=200, threads=1, max_rounds=3, tolerance=1.0)
+    finally:
+        burner.kill()
+        burner.wait()
+    if lat.others_cpu is None:
+        pytest.skip("no /proc/stat here")
+    assert lat.others_cpu > 0.5 and not lat.stable, lat

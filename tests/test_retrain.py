@@ -76,6 +76,17 @@ def test_cli_retrain_writes_pick_folder_and_table(tmp_path, capsys):
     assert rc == 0 and table.startswith("| pick | from | test acc. (%) | MFLOPs | params | CPU latency (ms) | epochs |")
     assert f"`{TINY}`" in table
     assert f"{m['latency_ms']:.3g} ±" in table, "the latency carries its spread"
+    # the latency measured again, without training: recorded in metrics.json, the rest kept
+    rc = main(["retrain", "--measure-latency", "--out", str(out)])
+    text = capsys.readouterr().out
+    again = json.loads((folder / "metrics.json").read_text())
+    assert rc == 0 and text.startswith("tiny: ") and "thread(s)" in text
+    assert again["latency"]["measured"] and again["latency_ms"] == again["latency"]["median_ms"] > 0
+    assert {k: v for k, v in again.items() if not k.startswith("latency")} == \
+        {k: v for k, v in m.items() if not k.startswith("latency")}
+    assert main(["retrain", "--measure-latency", "--out", str(tmp_path / "none")]) == 2
+    assert "no finished picks" in capsys.readouterr().err
+    m = again
 
     # export the pick; its weights are checked against metrics.json
     exp = tmp_path / "export"

@@ -231,3 +231,53 @@ def test_kernel_transform_subnet_is_the_scored_network_and_its_transforms_learn(
     plain = Supernet(tiny)
     plain.load_state_dict({k: v for k, v in supernet.state_dict().items() if "__t" not in k})
     assert not torch.allclose(plain.eval()(x, arch), supernet(x, arch))  # the transform is used
+
+
+def test_a_scoring_stage_is_a_fixed_balanced_part_and_scores_the_same_every_time(tiny, digits):
+    from nas.supernet.scoring import ScoringStage
+
+    train, val = digits
+    supernet = Supernet(tiny, num_classes=10)
+    arch = supernet.largest()
+    stage = ScoringStage(calibration_images=100, held_out_images=120)
+    calib, held = stage.take(train, val)
+    assert (len(calib), len(held)) == (100, 120)
+    assert torch.bincount(held.labels, minlength=10).max() - torch.bincount(held.labels, minlength=10).min() <= 1
+    first = score(supernet, arch, train, val, "cpu", stage)
+    again = score(supernet, arch, train, val, "cpu", stage)
+    by_hand = score(supernet, arch, calib, held, "cpu")
+    assert first == again == by_hand
+    full = score(supernet, arch, train, val, "cpu")
+    assert full != first  # other BN statistics and other images: the stage is not the full score
+    with pytest.raises(ValueError):
+        ScoringStage(0, 10)
+
+
+def test_a_staged_one_shot_trial_screens_then_scores_fully_then_fine_tunes(tmp_path):
+    """The trainable's steps with a screen: 1 the screen, 2 the full score, 3.. fine-tuning."""
+    from evaluators.oneshot import inherited
+    from evaluators.proxy import ProxyConfig, prepare_proxy_data
+    from nas.search.trainable import TrialSpec, run_candidate
+    from nas.supernet.folder import OneShotConfig
+    from nas.supernet.lifecycle import train_supernet
+    from nas.supernet.scoring import ScoringStage
+
+    space_file = tmp_path / "tiny.toml"
+    space_file.write_text(TINY_SPACE)
+    folder = tmp_path / "net"
+    config = OneShotConfig(space=str(space_file), dataset="digits", train_size=300, val_size=200, epochs=1,
+                           batch_size=32, calibration_size=100)
+    supernet = train_supernet(config, folder, device="cpu", threads=1)
+    proxy = ProxyConfig(dataset="digits", train_size=400, val_size=200, epochs=3, resolution=None, batch_size=64)
+    stage = ScoringStage(60, 50)
+    arch = str(supernet.largest())
+    reports: list[dict] = []
+    run_candidate(TrialSpec(proxy=proxy, seed=0, supernet=str(folder), screen=stage), arch, reports.append)
+    assert [r["epoch"] for r in reports] == [1, 2, 3] and not any(r["failed"] for r in reports), reports
+    data = prepare_proxy_data(proxy)
+    screened = inherited(folder, arch, data, stage)[1].val_accuracy
+    full = inherited(folder, arch, data)[1].val_accuracy
+    assert reports[0]["accuracy"] == pytest.approx(screened) and reports[1]["accuracy"] == pytest.approx(full)
+    unstaged: list[dict] = []
+    run_candidate(TrialSpec(proxy=proxy, seed=0, supernet=str(folder)), arch, unstaged.append)
+    assert [r["epoch"] for r in unstaged] == [1, 2, 3] and unstaged[0]["accuracy"] == pytest.approx(full)

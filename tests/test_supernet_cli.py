@@ -106,6 +106,39 @@ def test_one_shot_search_scores_by_inherited_weights_then_fine_tunes(tmp_path, t
     assert set(trials.fidelity) <= {1, 3} and 3 in set(trials.fidelity)  # scored at rung 1, some fine-tuned to 3
 
 
+def test_a_staged_one_shot_search_screens_every_candidate_and_scores_the_promoted_fully(tmp_path, trained):
+    import nas
+
+    space, net = trained
+    proc = _nas("search", "--space", str(space), "--dataset", "digits", "--proxy", "supernet", "--supernet",
+                str(net), "--budget", "6", "--eta", "3", "--screen-size", "60", "--train-size", "400",
+                "--val-size", "200", "--num-cpus", "2", "--final-epochs", "0", "--out", str(tmp_path),
+                "--name", "staged")
+    _, stderr = proc.communicate(timeout=480)
+    assert proc.returncode == 0, stderr
+    fidelity = json.loads((tmp_path / "staged" / "config.json").read_text())["fidelity"]
+    assert fidelity["screen_size"] == 60 and fidelity["epochs"] == 2 and fidelity["rungs"] == [1]
+    run = nas.load_run(str(tmp_path / "staged"))
+    trials = run.trials[run.trials.state.isin(["COMPLETE", "PRUNED"])]
+    assert len(trials) >= 6 and set(trials.fidelity) <= {1, 2} and 2 in set(trials.fidelity)
+    assert set(trials[trials.state == "PRUNED"].fidelity) <= {1}  # stopped after the screen
+
+
+@pytest.mark.parametrize("options, message", [
+    (["--proxy", "supernet", "--screen-size", "300", "--val-size", "200"], "--screen-size 300 must be smaller"),
+    (["--screen-size", "100"], "--screen-size needs --proxy supernet"),
+    (["--proxy", "supernet", "--screen-size", "-1"], "--screen-size must be >= 0"),
+])
+def test_a_bad_screen_size_is_named_with_exit_2(tmp_path, trained, options, message):
+    space, net = trained
+    if "supernet" in options:
+        options = [*options, "--supernet", str(net)]
+    proc = _nas("search", "--space", str(space), "--dataset", "digits", "--budget", "2", *options,
+                "--out", str(tmp_path))
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 2 and message in stderr and "Traceback" not in stderr, stderr
+
+
 def test_supernet_of_another_space_is_refused(trained):
     proc = _nas("search", "--space", "mdconv", "--proxy", "supernet", "--supernet", str(trained[1]), "--budget", "2")
     _, stderr = proc.communicate(timeout=60)

@@ -6,6 +6,7 @@
     nas retrain results/RUN --space mixnet-s      # a hand-designed baseline, same recipe and data
     nas retrain results/RUN --arch "stem c16 | ..." --name mine
     nas retrain results/RUN --table               # markdown table of every finished pick
+    nas retrain results/RUN --measure-latency     # time every finished pick again (no training)
     nas retrain --arch "..." --dataset digits --out DIR   # no run folder
 """
 
@@ -46,6 +47,9 @@ def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> ar
     sel.add_argument("--name", help="folder name for --arch / a single --space or --trial pick")
     sel.add_argument("--table", action="store_true",
                      help="print a markdown table of every finished pick (after training, if any was asked)")
+    sel.add_argument("--measure-latency", action="store_true",
+                     help="measure the CPU latency of every finished pick again (no retraining; e.g. after a "
+                          "figure flagged unstable) and record it in its metrics.json")
     tr = p.add_argument_group("training")
     tr.add_argument("--epochs", type=int, default=None, help="epochs (default 30)")
     tr.add_argument("--batch-size", type=int, default=None, help="batch size (default 128)")
@@ -76,11 +80,30 @@ def run(args: argparse.Namespace) -> int:
     picks = _choose_picks(args, ctx)
     if picks:
         _retrain_all(args, ctx, picks)
+    if args.measure_latency:
+        _measure_latencies(ctx.picks_root, args.threads)
     if args.table or picks:
         if picks and not args.table:
             print()
         print(markdown_table(collect_picks(ctx.picks_root)))
     return 0
+
+
+def _measure_latencies(picks_root, threads: int | None) -> None:
+    from pathlib import Path
+
+    from nas.retrain import measure_pick_latency
+    from nas.runs.pick_folders import collect_picks
+
+    rows = collect_picks(picks_root)
+    if not rows:
+        raise NasInputError(f"{picks_root}: no finished picks to measure (run `nas retrain RUN --pick s,m,l`)")
+    for m in rows:
+        lat = measure_pick_latency(Path(picks_root) / m["name"], threads)
+        flag = "" if lat["stable"] else "  unstable: the machine is busy, measure again"
+        others = "" if lat.get("others_cpu") is None else f", other processes {lat['others_cpu']:.2f} cores"
+        print(f"{m['name']}: {lat['median_ms']:.3g} ms ±{100 * lat['spread']:.0f}% "
+              f"({lat['rounds']} round(s), {lat['threads']} thread(s){others}){flag}")
 
 
 def _check_numbers(args: argparse.Namespace) -> None:
@@ -98,7 +121,7 @@ def _choose_picks(args: argparse.Namespace, ctx) -> list:
     from nas.cli.context import space_pick
 
     explicit = bool(args.trial or args.arch or args.space)
-    front_wanted = args.pick is not None or args.targets is not None or not (explicit or args.table)
+    front_wanted = args.pick is not None or args.targets is not None or not (explicit or args.table or args.measure_latency)
     picks = []
     if front_wanted:
         if ctx.run is None:
@@ -216,7 +239,9 @@ def markdown_table(rows: list[dict[str, Any]], with_arch: bool = True) -> str:
             f"training split ({ds.get('train_images', '?')} images), tested once on the official test split "
             f"({ds.get('test_images', '?')}). MFLOPs = fvcore multiply-adds at batch 1; latency = median, "
             f"CPU, batch 1, {lat.get('threads', 1)} thread(s), ± the interquartile range over the median; "
-            f"\"unstable\": the figure did not settle (the machine was busy): measure it again.")
+            f"\"unstable\": the figure did not settle or other processes used the CPU meanwhile (the "
+            f"machine was busy): measure it again with "
+            f"`nas retrain RUN --measure-latency`.")
     out = "\n".join(lines) + "\n" + note
     if with_arch:
         out += "\n\n" + "\n".join(f"- **{m['name']}**: `{m['arch']}`" for m in rows)

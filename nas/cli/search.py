@@ -71,6 +71,10 @@ def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> ar
     fid.add_argument("--supernet", default=None, metavar="DIR",
                      help="a trained supernet folder (nas supernet train); default with --proxy supernet: "
                           "results/supernet-SPACE, trained first if it is not there")
+    fid.add_argument("--screen-size", type=int, default=None, metavar="N",
+                     help="with --proxy supernet: score every candidate first on N held-out images after a short "
+                          "BN recalibration, and only those successive halving promotes on all of them "
+                          "(default 1000; 0: one full score each)")
     fid.add_argument("--final-epochs", type=int, default=None, metavar="E",
                      help="the finals: once the screening has trained its budget, --finalists candidates chosen "
                           "across 3 cost tiers train for real, E epochs from scratch on all the search's training "
@@ -116,7 +120,7 @@ RUN_DEFINING = {
     "max_mflops": "--max-mflops", "max_params": "--max-params", "sampler": "--sampler", "seed": "--seed",
     "name": "--name", "trial_memory": "--trial-memory",
     "trial_cpu_limit": "--trial-cpu-limit", **{dest: "--" + dest.replace("_", "-") for dest in (
-        "epochs", "min_epochs", "eta", "promotion", "train_size", "val_size", "batch_size", "lr", "final_epochs", "finalists")},
+        "epochs", "min_epochs", "eta", "promotion", "train_size", "val_size", "batch_size", "lr", "final_epochs", "finalists", "screen_size")},
     "proxy_resolution": "--proxy-resolution", "proxy": "--proxy", "supernet": "--supernet",
 }
 # Settings taken from the options when given (setting name -> option dest); the rest keep their default.
@@ -151,7 +155,8 @@ def settings_from(args: argparse.Namespace):
         supernet = choose_supernet(args.proxy, args.supernet, args.space, args.dataset, args.data_dir,
                                    args.proxy_resolution)
         options = {"epochs": args.epochs, "val_size": args.val_size, "resolution": args.proxy_resolution,
-                   **(supernet.fidelity_options(args.epochs, args.val_size) if supernet else {})}
+                   "screen_size": args.screen_size,
+                   **(supernet.fidelity_options(args.epochs, args.val_size, args.screen_size) if supernet else {})}
         values["fidelity"] = Fidelity.from_options(
             min_epochs=args.min_epochs, eta=args.eta, train_size=args.train_size, batch_size=args.batch_size,
             lr=args.lr, promotion=args.promotion, supernet=str(supernet.folder.resolve()) if supernet else None,

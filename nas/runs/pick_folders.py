@@ -140,24 +140,6 @@ def write_curve(folder: Path, history, plot: bool = True) -> None:
         plt.close(fig)
 
 
-def collect_picks(picks_root: str | Path) -> list[dict[str, Any]]:
-    """Every finished pick's metrics under ``picks_root`` (``<run>/picks``), by MFLOPs."""
-    root = Path(picks_root)
-    rows = []
-    if root.is_dir():
-        for path in sorted(root.glob(f"*/{METRICS_FILE}")):
-            try:
-                m = json.loads(path.read_text(encoding="utf-8"))
-            except (OSError, ValueError):
-                continue
-            if isinstance(m, dict) and m.get("complete"):
-                m["name"] = path.parent.name
-                rows.append(m)
-    order = {"s": 0, "m": 1, "l": 2}
-    rows.sort(key=lambda m: (_num(m.get("mflops")), order.get(m["name"], 3), m["name"]))
-    return rows
-
-
 def _pick_metrics(root: Path) -> Iterator[tuple[str, dict[str, Any]]]:
     """(folder name, metrics) of every pick folder under ``root`` with a readable ``metrics.json``."""
     if not root.is_dir():

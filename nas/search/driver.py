@@ -151,7 +151,8 @@ def _finals(prepared: Prepared, study: Any, views: LiveViews) -> bool:
     s = prepared.settings
     if not s.fidelity.final_epochs:
         return False
-    spec = replace(trial_spec(s, _cost_key(prepared)), final=s.fidelity.final_proxy(), latency=False, supernet=None)
+    spec = replace(trial_spec(s, _cost_key(prepared)), final=s.fidelity.final_proxy(), latency=False, supernet=None,
+                   screen=None)
     resources = {"cpu": s.cpus_per_trial, "gpu": s.gpus_per_trial}
     _, interrupted = run_finals(study, s.fidelity, spec, resources, _cost_key(prepared),
                                 on_recorded=views.after_trial, quiet=not s.verbose)
@@ -214,7 +215,7 @@ def trial_spec(s: SearchSettings, cost_key: str) -> TrialSpec:
     """What every trial's worker needs besides its arch (see nas.search.trainable.run_candidate)."""
     return TrialSpec(proxy=s.fidelity.proxy, seed=s.seed, threads=max(1, int(s.cpus_per_trial)),
                      latency=cost_key == "latency_ms", cpu_limit_s=s.trial_cpu_limit,
-                     supernet=s.fidelity.supernet)
+                     supernet=s.fidelity.supernet, screen=s.fidelity.screen())
 
 
 def _scheduler(prepared: Prepared, state: Any):

@@ -12,11 +12,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from evaluators.proxy import ProxyConfig
 from nas.errors import NasInputError
 from nas.moo import rung_epochs
+
+if TYPE_CHECKING:
+    from nas.supernet.scoring import ScoringStage
 
 PROMOTIONS = ("budgeted", "asha")
 #: The finals' held-out images: at most this many, a fifth of a smaller search carve.
@@ -63,6 +66,11 @@ class Fidelity:
     finalists: int = DEFAULT_FINALISTS
     #: Held-out images of the finals (set by :meth:`bound` from the data's size).
     final_val_size: int = FINAL_VAL_SIZE
+    #: Staged one-shot scoring: with a supernet, step 1 of a trial is its score on this many
+    #: held-out images after a short BN recalibration (the screen,
+    #: :data:`nas.supernet.scoring.SCREEN_CALIBRATION_IMAGES`), step 2 its score on all of them,
+    #: and only the trials successive halving promotes at step 1 pay for step 2. 0: one score.
+    screen_size: int = 0
 
     @classmethod
     def from_options(cls, epochs: Optional[int] = None, min_epochs: Optional[int] = None,
@@ -70,7 +78,8 @@ class Fidelity:
                      val_size: Optional[int] = None, batch_size: Optional[int] = None,
                      lr: Optional[float] = None, resolution: Optional[int] = None,
                      promotion: Optional[str] = None, supernet: Optional[str] = None,
-                     final_epochs: Optional[int] = None, finalists: Optional[int] = None) -> "Fidelity":
+                     final_epochs: Optional[int] = None, finalists: Optional[int] = None,
+                     screen_size: Optional[int] = None) -> "Fidelity":
         """Validated fidelity from the ``nas search`` options (None: not given, the default);
         bad values -> :class:`NasInputError` naming the flag. ``resolution`` 0: the data's own size."""
         base = cls()
@@ -83,7 +92,12 @@ class Fidelity:
             supernet=str(supernet) if supernet else None,
             final_epochs=int(final_epochs if final_epochs is not None else base.final_epochs),
             finalists=int(finalists if finalists is not None else base.finalists),
+            screen_size=int(screen_size or 0),
         )
+        if fid.screen_size < 0:
+            raise NasInputError(f"--screen-size must be >= 0 (0: no screen), got {fid.screen_size}")
+        if fid.screen_size and not fid.supernet:
+            raise NasInputError("--screen-size needs --proxy supernet (it stages the scores by inherited weights)")
         if fid.final_epochs < 0:
             raise NasInputError(f"--final-epochs must be >= 0 (0: no finals), got {fid.final_epochs}")
         if fid.finalists < 1:
@@ -106,7 +120,8 @@ class Fidelity:
                 "val_size": p.val_size, "batch_size": p.batch_size, "lr": p.lr, "resolution": p.resolution or 0,
                 "promotion": self.promotion, "rungs": self.rungs(),
                 "proxy": "supernet" if self.supernet else "scratch", "supernet": self.supernet,
-                "final_epochs": self.final_epochs, "finalists": self.finalists, "full_fidelity": self.epochs}
+                "final_epochs": self.final_epochs, "finalists": self.finalists, "full_fidelity": self.epochs,
+                "screen_size": self.screen_size}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Fidelity":
@@ -117,7 +132,8 @@ class Fidelity:
             raise NasInputError(f"config.json: fidelity lacks {', '.join(map(repr, missing))}")
         # older runs: scratch, no finals
         return cls.from_options(**{k: d[k] for k in keys}, supernet=d.get("supernet"),
-                                final_epochs=d.get("final_epochs", 0), finalists=d.get("finalists"))
+                                final_epochs=d.get("final_epochs", 0), finalists=d.get("finalists"),
+                                screen_size=d.get("screen_size", 0))  # older one-shot runs: one score
 
     def bound(self, dataset: str, data_dir: Optional[str], seed: int, train_images: Optional[int] = None) -> "Fidelity":
         """This fidelity on a run's data: the dataset, its data subset seed, the epochs to validate
@@ -152,6 +168,19 @@ class Fidelity:
         return replace(self.proxy, train_size=10**9, val_size=self.final_val_size, epochs=self.final_epochs,
                        resolution=None, batch_size=128, warmup_epochs=min(0.3, self.final_epochs / 3),
                        eval_epochs=(self.final_epochs,))
+
+    def screen(self) -> Optional["ScoringStage"]:
+        """The first scoring stage of a one-shot trial (None: a single score)."""
+        if not (self.supernet and self.screen_size):
+            return None
+        from nas.supernet.scoring import SCREEN_CALIBRATION_IMAGES, ScoringStage
+
+        return ScoringStage(SCREEN_CALIBRATION_IMAGES, self.screen_size, seed=self.proxy.split_seed)
+
+    @property
+    def scored_steps(self) -> int:
+        """The leading steps of a one-shot trial that are scores by inherited weights (0: scratch)."""
+        return 0 if not self.supernet else (2 if self.screen_size else 1)
 
     def train_size_px(self, image_size: int) -> int:
         """The square size a candidate trains at for data of ``image_size`` (never upsampled)."""

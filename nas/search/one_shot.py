@@ -25,14 +25,29 @@ class SearchSupernet:
     config: OneShotConfig
     complete: bool
 
-    def fidelity_options(self, epochs: Optional[int], val_size: Optional[int]) -> dict[str, Any]:
+    def fidelity_options(self, epochs: Optional[int], val_size: Optional[int],
+                         screen_size: Optional[int] = None) -> dict[str, Any]:
         """The fidelity options a one-shot search takes from its supernet when not given: its
         resolution and held-out images (a candidate is scored where the supernet was), and one
         epoch: the inherited score alone, since fine-tuning at full size costs what scratch
-        training does (give --epochs to fine-tune the better candidates by successive halving)."""
-        return {"resolution": self.config.resolution or 0,
-                "val_size": val_size if val_size is not None else self.config.val_size,
-                "epochs": epochs if epochs is not None else 1}
+        training does (give --epochs to fine-tune the better candidates by successive halving).
+        Scores are staged (``screen_size`` held-out images first; 0: one score): the screen is one
+        step more before the full score, so a trial has ``epochs + 1`` steps. By default the
+        screen is :data:`nas.supernet.scoring.SCREEN_HELD_OUT_IMAGES` images when the held-out
+        images are at least twice that, else there is none (it would save little)."""
+        from nas.supernet.scoring import SCREEN_HELD_OUT_IMAGES
+
+        held_out = val_size if val_size is not None else self.config.val_size
+        if screen_size is None:
+            screen = SCREEN_HELD_OUT_IMAGES if held_out >= 2 * SCREEN_HELD_OUT_IMAGES else 0
+        else:
+            screen = int(screen_size)
+        if screen >= held_out:
+            raise NasInputError(f"--screen-size {screen} must be smaller than the {held_out} held-out images "
+                                "it screens a part of (0: no screen)")
+        steps = (epochs if epochs is not None else 1) + (1 if screen > 0 else 0)
+        return {"resolution": self.config.resolution or 0, "val_size": held_out, "epochs": steps,
+                "screen_size": screen}
 
     def train_unless_complete(self, settings: Any, threads: Optional[int]) -> None:
         """Train the supernet if it is not complete, after :func:`nas.search.prepare.prepare` has

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Optional
 
 if TYPE_CHECKING:
     from evaluators.proxy import ProxyConfig
+    from nas.supernet.scoring import ScoringStage
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,8 @@ class TrialSpec:
     latency: bool = False  # measure latency (the run's cost objective is latency_ms)
     cpu_limit_s: Optional[float] = None  # --trial-cpu-limit
     supernet: Optional[str] = None  # a trained supernet folder: score by inherited weights, then fine-tune
+    #: With a supernet: the screen scored before the full score (Fidelity.screen); None: one score.
+    screen: Optional["ScoringStage"] = None
     #: A finals' trial (nas.search.finals): this real training (Fidelity.final_proxy) instead of the
     #: proxy, reported as one step after the proxy's epochs. None: a screening trial.
     final: Optional["ProxyConfig"] = None
@@ -147,8 +150,9 @@ def _epochs(spec: TrialSpec, arch: str, data: Any, threads: int):
 
 
 def _proxy_epochs(spec: TrialSpec, arch: str, data: Any, threads: int):
-    """The proxy's epoch results: the scratch proxy's, or with a supernet, its score by
-    inherited weights as epoch 1 and then fine-tuning from those weights (epochs 2..E)."""
+    """The proxy's epoch results: the scratch proxy's, or with a supernet, its scores by
+    inherited weights (the screen as step 1 when staged, then the full score) and then
+    fine-tuning from those weights (the steps after)."""
     from evaluators.proxy import proxy_train
 
     if spec.supernet is None:
@@ -156,11 +160,20 @@ def _proxy_epochs(spec: TrialSpec, arch: str, data: Any, threads: int):
         return
     from evaluators.oneshot import fine_tune_config, inherited
 
-    model, first = inherited(spec.supernet, arch, data)
-    yield first
-    if spec.proxy.epochs > 1:
-        for result in proxy_train(model, data, fine_tune_config(spec.proxy), device="auto", seed=spec.seed, threads=threads):
-            yield replace(result, epoch=result.epoch + 1, epochs=spec.proxy.epochs)
+    steps = spec.proxy.epochs
+    scored = 1
+    if spec.screen is not None:
+        _, screened = inherited(spec.supernet, arch, data, spec.screen)
+        yield replace(screened, epoch=1, epochs=steps)
+        if steps == 1:
+            return
+        scored = 2
+    model, full = inherited(spec.supernet, arch, data)
+    yield replace(full, epoch=scored, epochs=steps)
+    if steps > scored:
+        for result in proxy_train(model, data, fine_tune_config(spec.proxy, scored), device="auto", seed=spec.seed,
+                                  threads=threads):
+            yield replace(result, epoch=result.epoch + scored, epochs=steps)
 
 
 def _latency_ms(arch: str, data: Any, threads: int) -> float:

@@ -3,17 +3,51 @@
 BN running statistics collected while the supernet trained mix every subnet that passed
 through a layer, so they fit none of them; before a subnet is scored its statistics are
 recomputed from a fixed set of training images (exact averages, not a running estimate).
+
+A one-shot search scores in two stages (:class:`ScoringStage`): every candidate first on a
+small fixed part of the held-out images after a short recalibration (the *screen*), and only
+the ones that successive halving promotes on all of them. Each stage's images are a fixed
+class-balanced subset, so a candidate gets the same score at the same stage every time.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
 
 from nas.data.base import TensorSplit
+from nas.data.split import stratified_subset
 from nas.genotype import Arch
 from nas.supernet.supernet import Supernet
 from nas.training.batches import EvalResult, Normalizer, evaluate, resolve_device, use_channels_last
+
+
+@dataclass(frozen=True)
+class ScoringStage:
+    """How much data one scoring stage spends: ``calibration_images`` training images to
+    recalibrate BN on and ``held_out_images`` to score on (each a class-balanced subset of the
+    full sets, seeded by ``seed``; at most all of them)."""
+
+    calibration_images: int
+    held_out_images: int
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.calibration_images < 1 or self.held_out_images < 1:
+            raise ValueError(f"a scoring stage needs >= 1 image of each kind, got {self}")
+
+    def take(self, calibration: TensorSplit, held_out: TensorSplit) -> tuple[TensorSplit, TensorSplit]:
+        """This stage's (calibration, held-out) images out of the full sets."""
+        return (stratified_subset(calibration, self.calibration_images, seed=self.seed),
+                stratified_subset(held_out, self.held_out_images, seed=self.seed))
+
+
+#: The screen of a one-shot search: 1,000 held-out images after recalibrating on 500. Measured
+#: against the full score (2,000 + 5,000) in BENCHMARKS.md, "Staged one-shot scoring".
+SCREEN_CALIBRATION_IMAGES = 500
+SCREEN_HELD_OUT_IMAGES = 1000
 
 
 @torch.no_grad()
@@ -38,10 +72,13 @@ def recalibrate(model: nn.Module, images: TensorSplit, device: str | torch.devic
 
 
 def score(supernet: Supernet, arch: Arch | str, calibration: TensorSplit, val: TensorSplit,
-          device: str | torch.device = "auto") -> EvalResult:
-    """Validation accuracy/loss of ``arch``'s subnet with inherited weights and recalibrated BN."""
+          device: str | torch.device = "auto", stage: ScoringStage | None = None) -> EvalResult:
+    """Validation accuracy/loss of ``arch``'s subnet with inherited weights and recalibrated BN
+    (on ``stage``'s part of ``calibration`` and ``val``; None: all of them)."""
+    if stage is not None:
+        calibration, val = stage.take(calibration, val)
     model = recalibrate(supernet.subnet(arch), calibration, device)
     return evaluate(model, val, resolve_device(device))
 
 
-__all__ = ["recalibrate", "score"]
+__all__ = ["SCREEN_CALIBRATION_IMAGES", "SCREEN_HELD_OUT_IMAGES", "ScoringStage", "recalibrate", "score"]
