@@ -96,6 +96,13 @@ SUPERNET_SETTINGS: dict[str, dict] = {
     # the same with OFA's learned kernel transform instead of the centre crop (OneShotConfig())
     "supernet-full-transform": {"train_size": 0, "val_size": 10000, "resolution": None, "epochs": 1,
                                 "kernel": "transform"},
+    # OneShotConfig() as a one-shot search trains it: scored on the search's own 5,000 held-out images
+    "supernet-oneshot": {},
+}
+#: Staged scoring (nas.supernet.scoring.ScoringStage): a supernet above, scored by a search's
+#: first stage only: (that supernet's name, BN recalibration images, held-out images).
+SUPERNET_SCREENS: dict[str, tuple[str, int, int]] = {
+    "supernet-oneshot-screen": ("supernet-oneshot", 500, 1000),
 }
 
 
@@ -148,13 +155,16 @@ def supernet_folder(settings: tuple) -> Path:
     return FOLDER / ".work" / f"supernet-{hashlib.sha1(repr(settings).encode()).hexdigest()[:10]}"
 
 
-def supernet_scores(settings: tuple) -> Callable[[list[str]], list[float]]:
+def supernet_scores(settings: tuple, stage: tuple[int, int] | None = None) -> Callable[[list[str]], list[float]]:
     """The one-shot predictor: one supernet trained once (resumable, kept in the table's local
-    work folder, keyed by its settings), every genotype scored by inherited weights."""
+    work folder, keyed by its settings), every genotype scored by inherited weights (on
+    ``stage``'s (calibration, held-out) images only, when given)."""
     def score_all(genotypes: list[str]) -> list[float]:
         from evaluators.oneshot import fidelity_scores
+        from nas.supernet.scoring import ScoringStage
 
-        return fidelity_scores(genotypes, folder=supernet_folder(settings), **dict(settings))
+        staged = ScoringStage(*stage) if stage else None
+        return fidelity_scores(genotypes, folder=supernet_folder(settings), stage=staged, **dict(settings))
 
     return score_all
 
@@ -176,6 +186,11 @@ def builtin_predictors() -> dict[str, Predictor]:
         found[name] = Predictor(name, f"supernet, OneShotConfig() with {changes}; the CPU s column is what "
                                 "its scoring call spent per genotype (the training included when it ran in "
                                 "that call); the training alone is printed below", score_all=supernet_scores(settings))
+    for name, (base, calibration, held_out) in SUPERNET_SCREENS.items():
+        settings = tuple(sorted(SUPERNET_SETTINGS[base].items()))
+        found[name] = Predictor(name, f"{base}'s supernet scored by a one-shot search's screen: BN recalibrated on "
+                                f"{calibration} images, {held_out} held-out images",
+                                score_all=supernet_scores(settings, (calibration, held_out)))
     return found
 
 
@@ -503,7 +518,7 @@ def main() -> None:
     names: list[str] = []
     for token in (t.strip() for t in args.predictors.split(",") if t.strip()):
         if token == "cached":
-            names += [n for n in [*PROXY_SETTINGS, *SUPERNET_SETTINGS]
+            names += [n for n in [*PROXY_SETTINGS, *SUPERNET_SETTINGS, *SUPERNET_SCREENS]
                       if (PREDICTIONS / f"{n}.csv").is_file() and n not in names]
         elif token in available:
             names.append(token)

@@ -35,9 +35,10 @@ TARGET_MB = 50.0
 
 
 def rss_mb() -> float:
-    """This process's resident memory now, in MB."""
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    """This process's resident memory now, in MB (what a search's trials record as ``worker_rss_mb``)."""
+    from nas.search.trainable import resident_mb
+
+    return float(resident_mb())
 
 
 def top_growth(before: tracemalloc.Snapshot, after: tracemalloc.Snapshot, limit: int = 12) -> list[str]:

@@ -55,9 +55,10 @@ CONFIG_FORMAT = 1
 
 # Fidelity keys older runs lack, with the value they ran with: the proxy's 14 px before
 # --proxy-resolution, plain asynchronous promotion before --promotion, no finals before
-# --final-epochs (and the finalists a resume with finals would take: Fidelity's default).
+# --final-epochs (and the finalists a resume with finals would take: Fidelity's default), one
+# one-shot score before --screen-size.
 OLDER_RUNS_FIDELITY = {"resolution": 14, "promotion": "asha", "proxy": "scratch", "supernet": None,
-                       "final_epochs": 0, "finalists": 15}
+                       "final_epochs": 0, "finalists": 15, "screen_size": 0}
 _REQUIRED_KEYS = ("study_name", "objectives", "fidelity")
 
 

@@ -13,6 +13,9 @@ driver read them, and so do older runs' studies. Each is spelled here once.
 - ``accuracy_curve``: validation accuracy after each epoch trained
 - ``duration_s``: wall time of the training (+ evaluation)
 - ``node``: the Ray node that trained it
+- ``worker``: the process id of the worker that trained it (with ``node``: which worker)
+- ``worker_rss_mb``: that worker's resident memory when the trial started, i.e. what the
+  trials before it on the same worker left behind (a reused worker should stay flat)
 - ``traceback``: the end of the worker's traceback, for a trial that raised
 - ``fail_reason``: why a FAIL trial failed, one line
 - ``counted``: a FAIL (or duplicate) trial: whether it used up a unit of the budget
@@ -45,6 +48,8 @@ FIDELITY = "fidelity"
 ACCURACY_CURVE = "accuracy_curve"
 DURATION_S = "duration_s"
 NODE = "node"
+WORKER = "worker"
+WORKER_RSS_MB = "worker_rss_mb"
 TRACEBACK = "traceback"
 FAIL_REASON = "fail_reason"
 COUNTED = "counted"
@@ -85,4 +90,4 @@ def tell_fail(study: "optuna.Study", trial: "optuna.Trial", reason: str, counted
 
 __all__ = ["ACCURACY_CURVE", "ARCH", "COUNTED", "DUPLICATE_OF", "DURATION_S", "FAIL_REASON", "FIDELITY", "FINAL_OF",
            "INFEASIBLE", "LATENCY_MS", "MAX_EPOCHS", "MFLOPS", "NODE", "PARAMS", "PRUNE_REASON", "TRACEBACK",
-           "TRAIN_MEMORY_MB", "tell_complete", "tell_fail", "tell_pruned"]
+           "TRAIN_MEMORY_MB", "WORKER", "WORKER_RSS_MB", "tell_complete", "tell_fail", "tell_pruned"]

@@ -21,6 +21,9 @@ Columns of :attr:`Run.trials` (and ``trials.csv``)::
     duration_s  wall time of the trial's training (+ evaluation), seconds
     reason      why a trial failed or was pruned ("" otherwise)
     node        the Ray node that trained it, ``host/node-id-prefix`` ("" if never trained)
+    worker      the process id of the worker that trained it (with ``node``: which worker)
+    worker_rss_mb  that worker's resident memory when the trial started: what the trials before
+                it on the same worker left behind (NaN for older runs)
 
 :attr:`Run.pareto` holds the non-dominated set of the COMPLETE trials trained to full
 fidelity (``fidelity == max_epochs``) in the run's objectives (accuracy up, cost down),
@@ -52,6 +55,8 @@ from nas.runs.trial_attrs import (
     NODE,
     PARAMS,
     PRUNE_REASON,
+    WORKER,
+    WORKER_RSS_MB,
 )
 
 if TYPE_CHECKING:
@@ -71,6 +76,8 @@ TRIAL_COLUMNS = [
     "duration_s",
     "reason",
     "node",
+    "worker",
+    "worker_rss_mb",
 ]
 
 
@@ -107,6 +114,8 @@ def trials_frame(study: "optuna.Study", config: dict[str, Any]) -> "pd.DataFrame
             "duration_s": float(ua.get(DURATION_S, math.nan)),
             "reason": _reason(ua),
             "node": str(ua.get(NODE, "")),
+            "worker": ua.get(WORKER),
+            "worker_rss_mb": float(ua.get(WORKER_RSS_MB, math.nan)),
         }
         if with_latency:
             row["latency_ms"] = float(ua.get(LATENCY_MS, math.nan))
@@ -114,6 +123,7 @@ def trials_frame(study: "optuna.Study", config: dict[str, Any]) -> "pd.DataFrame
     columns = TRIAL_COLUMNS[:6] + (["latency_ms"] if with_latency else []) + TRIAL_COLUMNS[6:]
     frame = pd.DataFrame(rows, columns=columns)
     frame["params"] = frame["params"].astype("Int64")
+    frame["worker"] = frame["worker"].astype("Int64")
     frame["fidelity"] = frame["fidelity"].astype("int64")
     frame["number"] = frame["number"].astype("int64")
     return frame

@@ -70,6 +70,8 @@ from nas.runs.trial_attrs import (
     PRUNE_REASON,
     TRACEBACK,
     TRAIN_MEMORY_MB,
+    WORKER,
+    WORKER_RSS_MB,
     tell_complete,
     tell_fail,
     tell_pruned,
@@ -401,6 +403,10 @@ class StudySearcher(Searcher):
             attr(LATENCY_MS, float(result["latency_ms"]))
         if result.get("node"):
             attr(NODE, str(result["node"]))
+        if result.get("worker"):
+            attr(WORKER, int(result["worker"]))
+        if result.get("worker_rss_mb") is not None:
+            attr(WORKER_RSS_MB, round(float(result["worker_rss_mb"]), 1))
         epoch = int(result.get("epoch", 0) or 0)
         curve = self.state.curves.pop(number, [])
         # Ray does not pass the result that made the scheduler stop a trial to

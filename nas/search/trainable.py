@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import math
+import os
 import time
 import traceback
 from dataclasses import dataclass, replace
@@ -63,7 +64,8 @@ def run_candidate(spec: TrialSpec, arch: str, report, mflops: Any = math.nan, pa
     passed through in every report.
     """
     t0 = time.perf_counter()
-    base = {"mflops": mflops, "params": params}
+    # which worker, and what the trials before on it left behind (a reused worker should stay flat)
+    base = {"mflops": mflops, "params": params, "worker": os.getpid(), "worker_rss_mb": resident_mb()}
     epoch = 0
     restore_cpu_limit = _limit_cpu(spec.cpu_limit_s)
     try:
@@ -105,6 +107,15 @@ def run_candidate(spec: TrialSpec, arch: str, report, mflops: Any = math.nan, pa
     finally:
         restore_cpu_limit()
         release_memory()
+
+
+def resident_mb() -> float | None:
+    """This process's resident memory in MB (Linux ``/proc/self/statm``; None elsewhere)."""
+    try:
+        with open("/proc/self/statm", encoding="ascii") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def release_memory() -> None:
