@@ -82,6 +82,10 @@ ARMS: dict[str, list[str]] = {
     "finals-1ep": ["--proxy", "scratch", "--epochs", "3", "--final-epochs", "1", "--finalists", "15"],
     "finals-random": ["--proxy", "scratch", "--epochs", "3", "--final-epochs", "2", "--finalists", "15",
                       "--sampler", "random"],
+    # the one-shot supernet (staged: the screen, then the full score of the promoted) screens the
+    # budget, then the same finals as finals-1ep (measured on supernet's own screening: its folder
+    # copied and resumed with the finals)
+    "supernet-finals": ["--proxy", "supernet", "--final-epochs", "1", "--finalists", "15"],
 }
 #: Arms measured by an earlier version of the project, kept in the table as they ran (their
 #: options no longer reproduce them). "final-rung": the same 3-epoch screening with an

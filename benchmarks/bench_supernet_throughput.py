@@ -58,18 +58,27 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=3, help="timed steps per variant (after one warm-up)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile variant")
+    parser.add_argument("--kernel", choices=("transform", "centre"), default=None,
+                        help="how a k-group takes its kernel (default: OneShotConfig()'s, what a search trains)")
+    parser.add_argument("--profile", action="store_true",
+                        help="also: one channels_last step by op (torch.profiler), and each depthwise kernel "
+                             "size's forward, backward-data and backward-weight time at the step's shapes")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
     import nas
     from evaluators.cost import measure_cost
     from nas.supernet import Supernet
+    from nas.supernet.folder import OneShotConfig
+
+    transform = (args.kernel or OneShotConfig().kernel) == "transform"
 
     print_machine()
-    print(f"threads  : {args.threads}   batch {args.batch}   {args.image_size}x{args.image_size}   space {args.space}")
+    print(f"threads  : {args.threads}   batch {args.batch}   {args.image_size}x{args.image_size}   space {args.space}   "
+          f"kernels {'transform' if transform else 'centre'}")
     space = nas.load_space(args.space)
     torch.manual_seed(0)
-    supernet = Supernet(space, num_classes=10).train()  # the one whose largest subnet is compiled
+    supernet = Supernet(space, num_classes=10, kernel_transform=transform).train()  # its largest subnet is compiled
     in_chans = supernet.in_chans
     rng = random.Random(0)
     steps = [[supernet.largest(), supernet.smallest(), supernet.space.sample(rng), supernet.space.sample(rng)]
@@ -78,7 +87,7 @@ def main() -> None:
     x = torch.randn(args.batch, in_chans, args.image_size, args.image_size)
     y = torch.randint(0, 10, (args.batch,))
 
-    eager = Supernet(space, num_classes=10).train()
+    eager = Supernet(space, num_classes=10, kernel_transform=transform).train()
     eager.load_state_dict(supernet.state_dict())
     supernet.compile_subnet(steps[0][0])
 
@@ -115,6 +124,51 @@ def main() -> None:
     largest, smallest = (measure_cost(a, in_chans, args.image_size, 10).mflops for a in steps[0][:2])
     print(f"\nsubnets per step: 4 (largest {largest:.1f} MMAC, smallest {smallest:.1f} MMAC, 2 random); "
           f"images/s counts the batch once per step")
+    if args.profile:
+        profile_step(lambda: run_step(steps[1], True, False))
+        depthwise_breakdown(args.batch, args.image_size)
+
+
+def profile_step(step) -> None:
+    """One eager channels_last step by op (self CPU time), the biggest first."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
+        step()
+    print("\none eager channels_last step by op (torch.profiler, self CPU):\n")
+    print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=12))
+    print(prof.key_averages(group_by_input_shape=True).table(sort_by="self_cpu_time_total", row_limit=8,
+                                                              max_name_column_width=32, max_shapes_column_width=90))
+
+
+def depthwise_breakdown(batch: int, size: int, channels: int = 36, repeats: int = 3) -> None:
+    """A depthwise conv's forward, backward-data and backward-weight per kernel size (channels_last,
+    ``channels`` channels at ``size`` x ``size``), each timed round-robin; the ratio to the forward."""
+    x = torch.randn(batch, channels, size, size).contiguous(memory_format=torch.channels_last)
+    g = torch.randn_like(x)
+    rows = []
+    for k in (3, 5, 7, 9):
+        w, pad = torch.randn(channels, 1, k, k), k // 2
+
+        def backward(which):
+            return lambda: torch.ops.aten.convolution_backward(g, x, w, None, [1, 1], [pad, pad], [1, 1], False,
+                                                              [0, 0], channels, which)
+
+        parts = {"forward": lambda: F.conv2d(x, w, padding=pad, groups=channels),
+                 "backward data": backward([True, False, False]), "backward weight": backward([False, True, False])}
+        for fn in parts.values():
+            fn()
+        times = {name: [] for name in parts}
+        for _ in range(repeats):
+            for name, fn in parts.items():
+                times[name].append(_timed(fn))
+        rows.append((k, {name: 1000 * statistics.median(t) for name, t in times.items()}))
+    print(f"\ndepthwise conv, {channels} channels at {size}x{size}, batch {batch}, channels_last (ms, median of {repeats}):\n")
+    print("| kernel | forward | backward data | backward weight | backward weight / forward |")
+    print("|---|---:|---:|---:|---:|")
+    for k, t in rows:
+        print(f"| {k}x{k} | {t['forward']:.1f} | {t['backward data']:.1f} | {t['backward weight']:.1f} | "
+              f"{t['backward weight'] / t['forward']:.1f}x |")
 
 
 if __name__ == "__main__":
