@@ -24,6 +24,7 @@ design) is printed beside them.
     python benchmarks/bench_search_quality.py run --arm default --budget 200          # search + picks
     python benchmarks/bench_search_quality.py run --arm reference --run results/reference
     python benchmarks/bench_search_quality.py run --arm default --budget 200 --workers 2
+    python benchmarks/bench_search_quality.py run --arm default-value --budget 200          # same search, value picks
     python benchmarks/bench_search_quality.py report
     python benchmarks/bench_search_quality.py arms                                    # what each arm runs
 
@@ -86,6 +87,12 @@ ARMS: dict[str, list[str]] = {
     # budget, then the same finals as finals-1ep (measured on supernet's own screening: its folder
     # copied and resumed with the finals)
     "supernet-finals": ["--proxy", "supernet", "--final-epochs", "1", "--finalists", "15"],
+}
+#: Arms that take another arm's search and pick from its front by another rule
+#: (``nas.picks.pick_tiers(by=...)``): name -> (the search's arm, the pick rule). Side by side
+#: on one search, so the difference is the rule's alone.
+PICK_ARMS: dict[str, tuple[str, str]] = {
+    "default-value": ("default", "value"),
 }
 #: Arms measured by an earlier version of the project, kept in the table as they ran (their
 #: options no longer reproduce them). "final-rung": the same 3-epoch screening with an
@@ -178,19 +185,20 @@ def ensure_search(arm: str, budget: int, seed: int) -> tuple[Path, dict]:
 # ------------------------------------------------------------------------ the picks
 
 
-def picks_of(run: Path) -> tuple[list, "object"]:
-    """The S/M/L picks of a run's front (as ``nas retrain`` takes them) and the front."""
+def picks_of(run: Path, by: str = "accuracy") -> tuple[list, "object"]:
+    """The S/M/L picks of a run's front (as ``nas retrain --pick-by BY`` takes them) and the front."""
     import nas
     from nas.picks import pick_tiers
 
-    front = nas.load_run(str(run)).pareto
+    loaded = nas.load_run(str(run))
+    front = loaded.pareto
     if front.empty:
         raise SystemExit(f"{run}: the front is empty; nothing to pick")
-    return pick_tiers(front), front
+    return pick_tiers(front, by=by, peers=loaded.full_fidelity if by == "value" else None), front
 
 
-def quality_jobs(arm: str, run: Path, budget: int, search_seed: int, timing: dict) -> list[dict]:
-    picks, front = picks_of(run)
+def quality_jobs(arm: str, run: Path, budget: int, search_seed: int, timing: dict, by: str = "accuracy") -> list[dict]:
+    picks, front = picks_of(run, by)
     from evaluators.cost import measure_cost
 
     jobs = []
@@ -258,20 +266,24 @@ def _train_worker(payload: tuple[list[dict], int]) -> int:
 
 
 def run(args) -> None:
+    search_arm, by = PICK_ARMS.get(args.arm, (args.arm, args.pick_by))
     if args.run:
         import nas
 
         run_folder = Path(args.run)
         run = nas.load_run(args.run)
         budget = int(run.config["budget"])
-        # a finished run records no process-tree CPU: its trials' own seconds (one thread each)
-        timing = {"cpu_seconds": float(run.trials.duration_s.fillna(0).sum()), "wall_seconds": 0.0}
+        timing_path = run_folder.with_suffix(".timing.json")
+        if timing_path.is_file():  # searched by this benchmark: its process-tree record
+            timing = json.loads(timing_path.read_text())
+        else:  # a finished run records no process-tree CPU: its trials' own seconds (one thread each)
+            timing = {"cpu_seconds": float(run.trials.duration_s.fillna(0).sum()), "wall_seconds": 0.0}
     else:
-        if args.arm not in ARMS:
-            raise SystemExit(f"--arm {args.arm!r}: one of {', '.join(ARMS)}, or give --run FOLDER")
-        run_folder, timing = ensure_search(args.arm, args.budget, args.seed)
+        if search_arm not in ARMS:
+            raise SystemExit(f"--arm {args.arm!r}: one of {', '.join([*ARMS, *PICK_ARMS])}, or give --run FOLDER")
+        run_folder, timing = ensure_search(search_arm, args.budget, args.seed)
         budget = args.budget
-    jobs = quality_jobs(args.arm, run_folder, budget, args.seed, timing)
+    jobs = quality_jobs(args.arm, run_folder, budget, args.seed, timing, by)
     if args.workers <= 1:
         total = train_picks(jobs, Reference(epochs=args.epochs))
     else:
@@ -369,6 +381,8 @@ def report(args) -> None:
 def arms(args) -> None:
     for name, options in ARMS.items():
         print(f"{name:16s} nas search --space {SPACE} --budget B --seed S {shlex.join(options)}")
+    for name, (search_arm, by) in PICK_ARMS.items():
+        print(f"{name:16s} the search of {search_arm}, picked with nas retrain --pick-by {by}")
 
 
 def main() -> None:
@@ -381,6 +395,8 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0, help="the search's seed")
     p.add_argument("--epochs", type=int, default=3, help="the ground truth protocol's epochs")
     p.add_argument("--workers", type=int, default=1, help="processes training the picks, one thread each")
+    p.add_argument("--pick-by", choices=("accuracy", "value"), default="accuracy",
+                   help="the tiers' pick rule (nas retrain --pick-by); the arms of PICK_ARMS set their own")
     p.set_defaults(func=run)
     p = sub.add_parser("report", help="the table of every arm in the CSV")
     p.add_argument("--epochs", type=int, default=3)

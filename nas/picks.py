@@ -21,6 +21,16 @@ in MFLOPs order: each tier chooses among the members costlier than the tier belo
 bound it takes the cheapest of them, the network nearest above the bound. (Without this, a
 front with a gap just above the ``m`` bound gives ``m`` = ``s``.)
 
+**Value** (``by="value"``, ``nas retrain --pick-by value``). The same tiers, but a tier's
+pick is the member that stands furthest above the run's *own* cost curve: a least-squares
+quadratic of accuracy in log2(MFLOPs) over ``peers`` (the run's full-fidelity trials; the
+front itself when not given). Accuracy mostly follows cost, so "most accurate under the
+bound" tends to take the costliest member under it, whatever its value for that cost; the
+value rule takes the network with the most accuracy *for its cost*, which is what beating a
+random network of the same cost asks for (``benchmarks/bench_search_quality.py``). The
+curve is the finals' choice of finalists applied to the finished trials
+(:func:`cost_residuals`).
+
 **Targets** (``--targets 3,8,20``): the most accurate front member with MFLOPs at or
 under each target. A target below the cheapest front member is an input error.
 
@@ -152,8 +162,9 @@ def describe_bound(bound: float, mflops: float | None) -> str:
     return f"<= {bound:.3g}"
 
 
-def best_under(front, bound: float):
-    """The most accurate row of ``front`` with ``mflops <= bound`` (None if there is none).
+def best_under(front, bound: float, score: str = "accuracy"):
+    """The row of ``front`` with the highest ``score`` (a column: ``accuracy``, or ``value``)
+    and ``mflops <= bound`` (None if there is none).
 
     Ties: fewer MFLOPs, then fewer params, then lower trial number.
     """
@@ -162,13 +173,13 @@ def best_under(front, bound: float):
     df = df[df["mflops"] <= bound * (1 + 1e-9)]
     if df.empty:
         return None
-    return _sort_best_first(df).iloc[0]
+    return _sort_best_first(df, score=score).iloc[0]
 
 
-def _sort_best_first(df, cost_first: bool = False):
-    """Rows most accurate first, ties to fewer MFLOPs, fewer params, lower trial number
-    (``cost_first``: fewest MFLOPs first, then the same order)."""
-    keys = ["accuracy", "mflops"]
+def _sort_best_first(df, cost_first: bool = False, score: str = "accuracy"):
+    """Rows with the best ``score`` first, ties to fewer MFLOPs, fewer params, lower trial
+    number (``cost_first``: fewest MFLOPs first, then the same order)."""
+    keys = [score, "mflops"]
     ascending = [False, True]
     if cost_first:
         keys, ascending = keys[::-1], ascending[::-1]
@@ -181,13 +192,55 @@ def _sort_best_first(df, cost_first: bool = False):
     return df.sort_values(keys, ascending=ascending, kind="mergesort").drop(columns="_params", errors="ignore")
 
 
-def pick_tiers(front, names: Sequence[str] = TIER_NAMES, n: int | None = None) -> list[Pick]:
+#: How a tier chooses among its members: ``accuracy`` (the default) or ``value`` (see the module doc).
+PICK_RULES: tuple[str, ...] = ("accuracy", "value")
+
+
+def cost_curve(mflops: Sequence[float], accuracy: Sequence[float]):
+    """The least-squares quadratic of accuracy in log2(MFLOPs) over these points (a line, or the
+    mean, when there are too few distinct costs for a quadratic), as a function of MFLOPs."""
+    import numpy as np
+
+    x = np.log2(np.asarray(mflops, dtype=float))
+    y = np.asarray(accuracy, dtype=float)
+    degree = min(2, len(np.unique(x)) - 1)
+    coef = np.polyfit(x, y, degree) if degree > 0 else np.array([y.mean()])
+    return lambda m: np.polyval(coef, np.log2(np.asarray(m, dtype=float)))
+
+
+def cost_residuals(mflops: Sequence[float], accuracy: Sequence[float]) -> list[float]:
+    """Each point's accuracy minus the :func:`cost_curve` of these same points."""
+    curve = cost_curve(mflops, accuracy)
+    return [float(a - c) for a, c in zip(accuracy, curve(mflops))]
+
+
+def with_value(front, peers=None):
+    """``front`` with a ``value`` column: each member's accuracy minus the :func:`cost_curve`
+    fitted on ``peers`` and the front (rows with ``accuracy`` and ``mflops``; default the front)."""
+    import pandas as pd
+
+    df = clean_front(front)
+    pool = df
+    if peers is not None:
+        peers = clean_front(peers)
+        pool = pd.concat([peers, df[~df["number"].isin(peers["number"])]])
+    curve = cost_curve(pool["mflops"], pool["accuracy"])
+    return df.assign(value=df["accuracy"] - curve(df["mflops"]))
+
+
+def pick_tiers(front, names: Sequence[str] = TIER_NAMES, n: int | None = None, by: str = "accuracy",
+               peers=None) -> list[Pick]:
     """One pick per tier name (cheapest tier first); ``n`` tiers (default ``len(names)``).
 
     With the default names, ``names`` may be any subset of ``s,m,l`` (``["m"]`` picks the
-    middle of three tiers). Other names need ``len(names) == n``.
+    middle of three tiers). Other names need ``len(names) == n``. ``by`` is the tier's rule
+    (:data:`PICK_RULES`); ``peers`` the trials the ``value`` rule fits its cost curve on.
     """
+    if by not in PICK_RULES:
+        raise NasInputError(f"pick rule {by!r}: one of {', '.join(PICK_RULES)}")
     df = clean_front(front)
+    if by == "value" and not df.empty:
+        df = with_value(df, peers)
     names = list(names)
     if n is None:
         if set(names) <= set(TIER_NAMES):
@@ -201,23 +254,24 @@ def pick_tiers(front, names: Sequence[str] = TIER_NAMES, n: int | None = None) -
             raise NasInputError(f"{len(names)} pick name(s) for {n} tiers")
         index = {name: i for i, name in enumerate(names)}
     bounds = tier_bounds(df["mflops"], n)
-    rows = tier_rows(df, bounds)
-    return _dedupe([_pick_from_row(name, rows[index[name]], bounds[index[name]], "tier") for name in names])
+    rows = tier_rows(df, bounds, score="value" if by == "value" else "accuracy")
+    source = "tier" if by == "accuracy" else "tier:value"
+    return _dedupe([_pick_from_row(name, rows[index[name]], bounds[index[name]], source) for name in names])
 
 
-def tier_rows(front, bounds: Sequence[float]) -> list:
-    """The front row each tier picks (cheapest tier first); distinct rows when the front has
-    at least ``len(bounds)`` networks (see the module docstring)."""
+def tier_rows(front, bounds: Sequence[float], score: str = "accuracy") -> list:
+    """The front row each tier picks (cheapest tier first): the best ``score`` under its bound;
+    distinct rows when the front has at least ``len(bounds)`` networks (see the module docstring)."""
     df = clean_front(front)
     n = len(bounds)
     networks = _sort_best_first(df).drop_duplicates("arch")  # one row per network: its best trial
     if len(networks) < n:
-        return [best_under(df, bound) for bound in bounds]
+        return [best_under(df, bound, score) for bound in bounds]
     by_cost = _sort_best_first(networks, cost_first=True).reset_index(drop=True)
     rows, start = [], 0
     for i, bound in enumerate(bounds):
         candidates = by_cost.iloc[start:len(by_cost) - (n - 1 - i)]
-        row = best_under(candidates, bound)
+        row = best_under(candidates, bound, score)
         if row is None:  # nothing left under the bound: the nearest network above it
             row = candidates.iloc[0]
         rows.append(row)
@@ -338,11 +392,13 @@ def _dedupe(picks: list[Pick]) -> list[Pick]:
 
 
 __all__ = [
+    "PICK_RULES",
     "Pick",
     "TIER_NAMES",
     "best_under",
     "check_pick_name",
     "clean_front",
+    "cost_residuals",
     "describe_bound",
     "parse_names",
     "parse_targets",

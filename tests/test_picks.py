@@ -11,6 +11,8 @@ from nas.errors import NasInputError
 from nas.picks import (
     Pick,
     best_under,
+    cost_curve,
+    cost_residuals,
     describe_bound,
     parse_names,
     parse_targets,
@@ -53,6 +55,36 @@ def test_tiers_pick_most_accurate_under_each_bound():
     assert s.accuracy == pytest.approx(0.85) and s.mflops == pytest.approx(1.9)
     assert all(p.same_as is None for p in (s, m, l))
     assert s.source == "tier"
+
+
+def test_value_rule_takes_the_most_accuracy_for_its_cost_not_the_costliest():
+    # bounds 2, 4, 8. Peers: accuracy rises 2 points per doubling; trial 1 (1.2 MFLOPs) stands
+    # 1 point above that line, trial 2 (2.0) a little below it: accuracy takes 2 (the more
+    # accurate, the costliest under the bound), value takes 1.
+    df = front([(0, 0.80, 1.0), (1, 0.815, 1.2), (2, 0.819, 2.0), (3, 0.84, 4.0), (4, 0.86, 8.0)])
+    peers = pd.concat([df, front([(10, 0.80, 1.0), (11, 0.82, 2.0), (12, 0.84, 4.0), (13, 0.86, 8.0)])])
+    by_accuracy = pick_tiers(df)
+    s, m, l = pick_tiers(df, by="value", peers=peers)
+    assert by_accuracy[0].number == 2
+    assert s.number == 1 and s.source == "tier:value"
+    assert s.mflops < m.mflops < l.mflops  # still three networks in cost order
+    assert l.number == 4  # the only member left for the last tier
+
+
+def test_value_rule_without_peers_fits_the_front_and_rejects_unknown_rules():
+    df = front([(0, 0.80, 1.0), (1, 0.83, 1.5), (2, 0.835, 2.0), (3, 0.86, 4.0), (4, 0.87, 8.0)])
+    (s, m, l) = pick_tiers(df, by="value")
+    residual = dict(zip(df["number"], cost_residuals(df["mflops"], df["accuracy"])))
+    assert residual[1] > residual[2] and s.number == 1
+    with pytest.raises(NasInputError, match="pick rule 'best'"):
+        pick_tiers(df, by="best")
+
+
+def test_cost_curve_is_quadratic_in_log_cost_and_degrades_with_few_points():
+    curve = cost_curve([1, 2, 4, 8], [0.8, 0.82, 0.84, 0.86])
+    assert float(curve(16)) == pytest.approx(0.88)
+    assert cost_residuals([1, 2, 4], [0.8, 0.9, 0.8])[1] == pytest.approx(0.0, abs=1e-9)  # 3 points: exact fit
+    assert cost_residuals([2, 2], [0.8, 0.9]) == pytest.approx([-0.05, 0.05])  # one cost: the mean
 
 
 def _assert_three_networks_in_cost_order(s, m, l):

@@ -228,6 +228,13 @@ def test_run_folder_picks_retrain_and_export(tmp_path, capsys):
     ms = json.loads((run / "picks" / "s" / "metrics.json").read_text())
     assert ms["source"] == "tier" and ms["number"] == s.number and ms["search_accuracy"] == s.accuracy
     # trial picks, targets naming, and the picks for a plot
+    # the value rule picks distinct networks from the run's own full-fidelity trials; not with --targets
+    loaded = nas.load_run(run)
+    assert len(loaded.full_fidelity) == 4  # the pruned trial is not among them
+    by_value = pick_tiers(front, by="value", peers=loaded.full_fidelity)
+    assert len({p.number for p in by_value}) == 3 and all(p.source == "tier:value" for p in by_value)
+    rc = main(["retrain", str(run), "--pick-by", "value", "--targets", "1", "--epochs", "1"])
+    assert rc == 2 and "--pick-by" in capsys.readouterr().err
     rc = main(["retrain", str(run), "--trial", str(s.number), "--targets", "0.0001", "--epochs", "1",
                "--batch-size", "64", "--threads", "1"])
     assert rc == 2 and "cheapest has" in capsys.readouterr().err

@@ -35,6 +35,10 @@ def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> ar
                           "log-MFLOPs range is cut in 3 equal parts and each pick is the most accurate member at "
                           "or under its part's upper bound; other names make that many tiers. With --targets: "
                           "the names of the targets.")
+    sel.add_argument("--pick-by", choices=("accuracy", "value"), default="accuracy",
+                     help="how a tier chooses: accuracy (default), the most accurate member under its bound; value, "
+                          "the member furthest above the run's own accuracy-for-cost curve (fitted on its "
+                          "full-fidelity trials)")
     sel.add_argument("--targets", metavar="MFLOPS",
                      help="comma-separated MFLOPs targets, e.g. 3,8,20: the most accurate front member at or "
                           "under each (named s,m,l for three targets, else le<target>)")
@@ -128,10 +132,14 @@ def _choose_picks(args: argparse.Namespace, ctx) -> list:
             raise NasInputError("--pick/--targets choose from a run's front: give the run folder (RUN)")
         front = ctx.run.pareto
         if args.targets is not None:
+            if args.pick_by != "accuracy":
+                raise NasInputError("--pick-by value chooses within the S/M/L tiers; --targets takes the most "
+                                    "accurate member under each target")
             targets = parse_targets(args.targets)
             picks += pick_targets(front, targets, parse_names(args.pick) if args.pick else None)
         else:
-            picks += pick_tiers(front, parse_names(args.pick) if args.pick else ("s", "m", "l"))
+            picks += pick_tiers(front, parse_names(args.pick) if args.pick else ("s", "m", "l"), by=args.pick_by,
+                                peers=ctx.run.full_fidelity if args.pick_by == "value" else None)
     single = sum([len(args.trial or []), bool(args.arch), len(args.space or [])]) == 1
     if args.name is not None and not single:
         raise NasInputError("--name names one --arch / --space / --trial pick; give exactly one of them")
@@ -262,8 +270,8 @@ def _latency(m: dict[str, Any]) -> str:
 def _source(m: dict[str, Any]) -> str:
     src = m.get("source")
     number = m.get("number")
-    if src == "tier":
-        s = f"trial {number}, tier {_tier_bound(m)} MF"
+    if src in ("tier", "tier:value"):
+        s = f"trial {number}, tier {_tier_bound(m)} MF" + (", by value" if src == "tier:value" else "")
     elif src == "target":
         s = f"trial {number}, target <= {_fmt(m.get('bound'), '.3g')} MF"
     elif src == "trial":

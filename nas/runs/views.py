@@ -138,10 +138,16 @@ def _reason(ua: dict[str, Any]) -> str:
     return why
 
 
+def full_fidelity_frame(trials: "pd.DataFrame") -> "pd.DataFrame":
+    """The COMPLETE trials trained to the run's full fidelity (the finals, in a run with finals):
+    the only ones whose accuracies are comparable, so the front and the pick rules use these."""
+    return trials[(trials["state"] == "COMPLETE") & (trials["fidelity"] >= trials["max_epochs"])]
+
+
 def pareto_frame(trials: "pd.DataFrame", config: dict[str, Any]) -> "pd.DataFrame":
     """The non-dominated COMPLETE full-fidelity trials (accuracy up, cost down), by cost."""
     cost = cost_objective(config)
-    full = trials[(trials["state"] == "COMPLETE") & (trials["fidelity"] >= trials["max_epochs"])]
+    full = full_fidelity_frame(trials)
     full = full[full["accuracy"].notna() & full[cost].notna()]
     # One point per genotype: a genotype proposed again stands on the front once, as its first trial.
     full = full.sort_values("number", kind="stable").drop_duplicates("arch", keep="first")
@@ -185,7 +191,7 @@ def plot_front(trials: "pd.DataFrame", front: "pd.DataFrame", config: dict[str, 
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
     try:
         trained = trials[trials["accuracy"].notna() & trials[cost].notna()]
-        full = trained[(trained["state"] == "COMPLETE") & (trained["fidelity"] >= trained["max_epochs"])]
+        full = full_fidelity_frame(trained)
         early = trained[trained["state"] != "COMPLETE"]
         if len(early):
             ax.scatter(early[cost], early["accuracy"], s=14, c="#bbbbbb", marker="x",
@@ -273,6 +279,11 @@ class Run:
         return pareto_frame(self.trials, self.config)
 
     @property
+    def full_fidelity(self) -> "pd.DataFrame":
+        """The COMPLETE trials trained to full fidelity: the front's candidates (see :func:`full_fidelity_frame`)."""
+        return full_fidelity_frame(self.trials)
+
+    @property
     def objectives(self) -> list[str]:
         return list(self.config["objectives"])
 
@@ -296,5 +307,5 @@ def load_run(path: str | Path) -> Run:
     return run
 
 
-__all__ = ["COST_OBJECTIVES", "PlotDecoration", "Run", "TRIAL_COLUMNS", "cost_objective", "load_run", "pareto_frame",
+__all__ = ["COST_OBJECTIVES", "PlotDecoration", "Run", "TRIAL_COLUMNS", "cost_objective", "full_fidelity_frame", "load_run", "pareto_frame",
            "plain_log_labels", "plot_front", "trials_frame", "write_views"]

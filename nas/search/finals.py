@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
 
 from ray.tune import Callback
 
+from nas.picks import cost_residuals
 from nas.runs.trial_attrs import (
     ACCURACY_CURVE,
     ARCH,
@@ -74,7 +75,7 @@ def choose_finalists(screened: Sequence[Screened], count: int, tiers: int) -> li
     pool = _one_per_genotype([s for s in screened if math.isfinite(s.accuracy) and s.mflops > 0])
     if len(pool) <= count:
         return sorted(pool, key=lambda s: (s.mflops, s.number))
-    residual = _residuals(pool)
+    residual = cost_residuals([s.mflops for s in pool], [s.accuracy for s in pool])
     logs = [math.log2(s.mflops) for s in pool]
     lo, hi = min(logs), max(logs)
     width = (hi - lo) / tiers or 1.0
@@ -93,18 +94,6 @@ def _one_per_genotype(pool: list[Screened]) -> list[Screened]:
     for s in sorted(pool, key=lambda s: s.number):
         first.setdefault(s.arch, s)
     return list(first.values())
-
-
-def _residuals(pool: Sequence[Screened]) -> list[float]:
-    """Accuracy minus the least-squares quadratic in log2(MFLOPs) of ``pool`` (a line, or the
-    mean, when there are too few distinct costs for a quadratic)."""
-    import numpy as np
-
-    x = np.log2([s.mflops for s in pool])
-    y = np.array([s.accuracy for s in pool])
-    degree = min(2, len(np.unique(x)) - 1)
-    curve = np.polyval(np.polyfit(x, y, degree), x) if degree > 0 else np.full_like(y, y.mean())
-    return [float(v) for v in y - curve]
 
 
 def screened_trials(study: "optuna.Study", screening_epochs: int) -> list[Screened]:
