@@ -51,8 +51,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _machine import print_machine  # noqa: E402
 from ground_truth import (  # noqa: E402
-    FOLDER, TABLE_CSV, WORK, Reference, append_row, claim, job_id, load_reference_data, machine, commit_id,
-    read_table, release, train_job,
+    FOLDER, TABLE_CSV, WORK, Reference, append_row, job_id, load_reference_data, machine, commit_id,
+    read_table, train_job, work_through,
 )
 from random_draw import bootstrap_mean, fit  # noqa: E402
 
@@ -229,35 +229,33 @@ def train_picks(jobs: list[dict], settings: Reference) -> int:
     seed and epochs: the training is deterministic) takes that row instead."""
     truth = {(r["job"], int(r["epochs"])): r for r in read_table(TABLE_CSV)}
     earlier = {(r["job"], int(r["epochs"])): r for r in read_table(QUALITY_CSV) if r.get("source") == "trained"}
-    data = None
-    appended = 0
-    for job in jobs:
-        if (job["job"], int(job["seed"])) in _done(job["arm"], job["budget"]) or not claim(job["job"]):
-            continue
-        try:
-            known = truth.get((job["job"], settings.epochs))
-            again = earlier.get((job["job"], settings.epochs))
-            if known is not None:
-                row, source = known, "ground truth row"
-            elif again is not None:
-                row, source = again, f"row of arm {again['arm']}"
-            else:
-                if data is None:
-                    data = load_reference_data()
-                print(f"[{job['arm']}] {job['pick']} seed {job['seed']} {float(job['mflops']):.2f} MFLOPs: "
-                      f"{job['genotype']}", flush=True)
-                row, source = train_job(job, settings, data), "trained"
-                (WORK / "checkpoints" / f"{job['job']}-e{settings.epochs}.pt").unlink(missing_ok=True)
-            out = {**job, "epochs": settings.epochs, "val_accuracy": row["val_accuracy"], "val_loss": row["val_loss"],
-                   "source": source, "machine": machine(), "commit": commit_id(),
-                   "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-            if append_row(out, QUALITY_CSV, COLUMNS, key=("arm", "budget", "job", "epochs")):
-                appended += 1
-                print(f"[{job['arm']}] {job['pick']} seed {job['seed']}: {float(out['val_accuracy']):.2%} ({source})",
-                      flush=True)
-        finally:
-            release(job["job"])
-    return appended
+    loaded = {"data": None}
+
+    def done(job: dict) -> bool:
+        return (job["job"], int(job["seed"])) in _done(job["arm"], job["budget"])
+
+    def train(job: dict) -> bool:
+        known = truth.get((job["job"], settings.epochs))
+        again = earlier.get((job["job"], settings.epochs))
+        if known is not None:
+            row, source = known, "ground truth row"
+        elif again is not None:
+            row, source = again, f"row of arm {again['arm']}"
+        else:
+            if loaded["data"] is None:
+                loaded["data"] = load_reference_data()
+            print(f"[{job['arm']}] {job['pick']} seed {job['seed']} {float(job['mflops']):.2f} MFLOPs: "
+                  f"{job['genotype']}", flush=True)
+            row, source = train_job(job, settings, loaded["data"]), "trained"
+        out = {**job, "epochs": settings.epochs, "val_accuracy": row["val_accuracy"], "val_loss": row["val_loss"],
+               "source": source, "machine": machine(), "commit": commit_id(),
+               "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        if not append_row(out, QUALITY_CSV, COLUMNS, key=("arm", "budget", "job", "epochs")):
+            return False
+        print(f"[{job['arm']}] {job['pick']} seed {job['seed']}: {float(out['val_accuracy']):.2%} ({source})", flush=True)
+        return True
+
+    return work_through(jobs, done, train, settings.epochs)
 
 
 def _train_worker(payload: tuple[list[dict], int]) -> int:

@@ -63,7 +63,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -440,6 +440,28 @@ def pending(jobs: list[dict], epochs: int, table: Path = TABLE_CSV) -> list[dict
     return [j for j in jobs if (j["job"], epochs) not in done]
 
 
+def work_through(jobs: list[dict], done: Callable[[dict], bool], train: Callable[[dict], bool], epochs: int,
+                 work: Path = WORK, limit: int | None = None) -> int:
+    """The claim loop every table shares: for each job in order that is not ``done`` and that
+    this process can claim, ``train(job)`` (True when it appended a row), then drop the job's
+    checkpoint and release the claim, whatever happened. ``done`` is asked again once the job
+    is claimed: another process may have finished it meanwhile. Returns rows appended (stops
+    at ``limit``)."""
+    appended = 0
+    for job in jobs:
+        if limit is not None and appended >= limit:
+            break
+        if done(job) or not claim(job["job"], work):
+            continue
+        try:
+            if not done(job):
+                appended += bool(train(job))
+                (work / "checkpoints" / f"{job['job']}-e{epochs}.pt").unlink(missing_ok=True)
+        finally:
+            release(job["job"], work)
+    return appended
+
+
 def worker(settings: Reference, limit: int | None = None, table: Path = TABLE_CSV, work: Path = WORK,
            jobs: list[dict] | None = None, data=None) -> int:
     """Train pending jobs in order until none is left (or ``limit`` done); returns rows appended.
@@ -447,29 +469,26 @@ def worker(settings: Reference, limit: int | None = None, table: Path = TABLE_CS
     ``jobs`` and ``data`` (dataset, train, val) default to the job list and the reference
     data; the tests give small ones."""
     jobs = read_jobs() if jobs is None else jobs
-    appended = 0
-    while limit is None or appended < limit:
-        job = next((j for j in pending(jobs, settings.epochs, table) if claim(j["job"], work)), None)
-        if job is None:
-            break
-        try:
-            if (job["job"], settings.epochs) not in {_key(r) for r in read_table(table)}:  # done meanwhile?
-                if data is None:
-                    import nas
+    loaded = {"data": data}
 
-                    data = load_reference_data()
-                    print(f"[{os.getpid()}] nas from {Path(nas.__file__).parent}, commit {commit_id()}", flush=True)
-                print(f"[{os.getpid()}] {job['role']} band {job['band'] or '-'} seed {job['seed']} "
-                      f"{float(job['mflops']):.2f} MFLOPs: {job['genotype']}", flush=True)
-                row = train_job(job, settings, data, work)
-                if append_row(row, table):
-                    appended += 1
-                    print(f"[{os.getpid()}] done {job['job']}: {float(row['val_accuracy']):.2%} in "
-                          f"{row['seconds']} s", flush=True)
-                (work / "checkpoints" / f"{job['job']}-e{settings.epochs}.pt").unlink(missing_ok=True)
-        finally:
-            release(job["job"], work)
-    return appended
+    def done(job: dict) -> bool:
+        return (job["job"], settings.epochs) in {_key(r) for r in read_table(table)}
+
+    def train(job: dict) -> bool:
+        if loaded["data"] is None:
+            import nas
+
+            loaded["data"] = load_reference_data()
+            print(f"[{os.getpid()}] nas from {Path(nas.__file__).parent}, commit {commit_id()}", flush=True)
+        print(f"[{os.getpid()}] {job['role']} band {job['band'] or '-'} seed {job['seed']} "
+              f"{float(job['mflops']):.2f} MFLOPs: {job['genotype']}", flush=True)
+        row = train_job(job, settings, loaded["data"], work)
+        if not append_row(row, table):
+            return False
+        print(f"[{os.getpid()}] done {job['job']}: {float(row['val_accuracy']):.2%} in {row['seconds']} s", flush=True)
+        return True
+
+    return work_through(jobs, done, train, settings.epochs, work, limit)
 
 
 def _worker_main(epochs: int) -> int:

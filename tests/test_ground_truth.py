@@ -250,3 +250,32 @@ def test_the_tilted_draw_is_the_one_the_ground_truth_was_selected_with():
             lines.append(f"{centre} {arch} {log_weight!r}\n")
     digest = hashlib.sha256("".join(lines).encode()).hexdigest()
     assert digest == "59d88f0ed87c2c40b107abe51ceacd98eaac47f40332e75b87975ce99d00cf5f"
+
+
+def test_the_shared_claim_loop_skips_live_claims_rechecks_done_and_always_releases(tmp_path):
+    """work_through is the loop of the ground truth's workers and of bench_search_quality's picks."""
+    work = tmp_path / "work"
+    jobs = [{"job": name} for name in ("a", "b", "c", "d")]
+    (work / "claims").mkdir(parents=True)
+    (work / "claims" / "b.claim").write_text(f"{socket.gethostname()} {os.getppid()}\n")  # a live process holds b
+    (work / "checkpoints").mkdir()
+    (work / "checkpoints" / "a-e1.pt").write_text("x")
+    trained: list[str] = []
+    asked: list[str] = []
+
+    def done(job):  # another process finishes c between the first look and the claim
+        asked.append(job["job"])
+        return job["job"] == "c" and asked.count("c") > 1
+
+    def train(job):
+        trained.append(job["job"])
+        if job["job"] == "d":
+            raise RuntimeError("boom")
+        return True
+
+    with pytest.raises(RuntimeError, match="boom"):
+        gt.work_through(jobs, done, train, epochs=1, work=work)
+    assert trained == ["a", "d"], "b is claimed by a live process; c was done by the time it was claimed"
+    assert not (work / "checkpoints" / "a-e1.pt").exists(), "a finished job's checkpoint is dropped"
+    assert sorted(p.name for p in (work / "claims").iterdir()) == ["b.claim"], "a and d released, even after d failed"
+    assert gt.work_through([{"job": "e"}, {"job": "f"}], lambda j: False, lambda j: True, epochs=1, work=work, limit=1) == 1
