@@ -267,7 +267,8 @@ def test_fidelity_round_trips_through_its_config_form_and_reaches_the_trial(tmp_
     spec = trial_spec(s, "mflops")
     assert spec.proxy is s.fidelity.proxy
     assert (spec.proxy.dataset, spec.proxy.epochs, spec.proxy.resolution, spec.proxy.eval_epochs) == \
-        ("fashion-mnist", 9, 14, (1, 3, 9))
+        ("fashion-mnist", 3, 14, (1, 3))  # the default: a 3-epoch screening (a rung at 1), then the finals
+    assert (s.fidelity.final_epochs, s.fidelity.finalists) == (1, 15)
     assert Fidelity.from_options(resolution=0).proxy.resolution is None  # 0: the data's own size
     with pytest.raises(NasInputError, match="fidelity lacks 'lr'"):
         Fidelity.from_dict({k: v for k, v in config["fidelity"].items() if k != "lr"})
@@ -344,7 +345,7 @@ def test_pareto_png_log_axis_prints_plain_numbers(tmp_path, which):
     from pathlib import Path
 
     if which == "reference":
-        run_path = Path(__file__).resolve().parents[1] / "results" / "reference"  # 2.3-4.4 MFLOPs: minor ticks only
+        run_path = Path(__file__).resolve().parents[1] / "results" / "reference"  # 2.6-18.6 MFLOPs: a decade tick and minor ticks
         if not (run_path / "config.json").is_file():
             pytest.skip("no committed reference run")
     else:
