@@ -17,6 +17,13 @@ The last condition is there because a steady load is invisible in the spread: wi
 core of this 2-core machine busy, the same networks timed 1.7x slower in tight, settled
 rounds (BENCHMARKS.md, "Latency you can trust"). The CPU that other processes used is read
 from ``/proc/stat`` around the measurement (Linux; elsewhere it is not checked).
+
+Even settled figures taken in runs one after another disagree on a VM whose host load is
+invisible from inside (one network read 1.75 ms in one quiet run and 3.21 ms in the next).
+:func:`measure_latencies` therefore times several models *in the same rounds*, round-robin,
+so a slow phase of the machine hits all of them alike, and reports each as a ratio to a
+baseline model timed alongside: the median over rounds of (its round median / the
+baseline's round median in that round). The ratio is what compares networks across runs.
 """
 
 from __future__ import annotations
@@ -25,7 +32,7 @@ import statistics
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Iterator, Sequence
+from typing import Iterator, Mapping, Sequence
 
 import torch
 import torch.nn as nn
@@ -54,6 +61,9 @@ class Latency:
     rounds: int = 1
     stable: bool = True  # settled, spread <= MAX_SPREAD, others' CPU <= MAX_OTHERS_CPU
     others_cpu: float | None = None  # cores other processes used meanwhile (None: not known)
+    baseline: str | None = None  # the model timed in the same rounds that ``ratio`` divides by
+    ratio: float | None = None  # median over rounds of this round median / the baseline's
+    ratio_spread: float | None = None  # (p75 - p25) / median of those per-round ratios
 
     def __float__(self) -> float:
         return self.median_ms
@@ -61,6 +71,8 @@ class Latency:
     def describe(self) -> str:
         """``0.782 ms ±6%`` or ``12.8 ms ±140% (unstable)``."""
         text = f"{self.median_ms:.3g} ms ±{100 * self.spread:.0f}%"
+        if self.ratio is not None:
+            text += f", {self.ratio:.2f}x {self.baseline} ±{100 * (self.ratio_spread or 0.0):.0f}%"
         return text if self.stable else text + " (unstable)"
 
 
@@ -144,55 +156,98 @@ def measure_latency(
             last SETTLE_ROUNDS rounds are within ``tolerance`` of each other. Median, p90
             and spread are over the passes of those last rounds.
     """
+    return measure_latencies({"model": model}, input_shape, batch_size=batch_size, device=device, warmup=warmup,
+                             repeats=repeats, threads=threads, max_rounds=max_rounds, tolerance=tolerance)["model"]
+
+
+def measure_latencies(
+    models: Mapping[str, nn.Module],
+    input_shape: Sequence[int],
+    *,
+    baseline: str | None = None,
+    batch_size: int = 1,
+    device: str | torch.device = "cpu",
+    warmup: int = 10,
+    repeats: int = 50,
+    threads: int | None = None,
+    max_rounds: int = 1,
+    tolerance: float = 0.05,
+) -> dict[str, Latency]:
+    """Time several models in the same rounds, round-robin: each round times ``repeats`` passes
+    of every model in turn (the order rotates from round to round), so a slow phase of the
+    machine lands on all of them. Rounds go on until every model's last SETTLE_ROUNDS round
+    medians agree within ``tolerance`` (or ``max_rounds``). The arguments are those of
+    :func:`measure_latency`; ``baseline`` names one of ``models``: each figure then carries its
+    ``ratio`` to it (the median of the per-round ratios of round medians) and that ratio's
+    spread. Returns a :class:`Latency` per name, in the order of ``models``."""
+    if not models:
+        raise ValueError("measure_latencies needs at least one model")
+    if baseline is not None and baseline not in models:
+        raise ValueError(f"baseline {baseline!r} is not one of the models: {', '.join(models)}")
     batch_size, shape = _batch_and_shape(input_shape, batch_size, repeats, warmup)
     device = torch.device(device)
-    param = next(iter(model.parameters()), None)
-    home = param.device if param is not None else torch.device("cpu")
-    dtype = param.dtype if param is not None and param.is_floating_point() else torch.float32
-    modes = {m: m.training for m in model.modules()}
+    names = list(models)
+    homes, modes, inputs = {}, {}, {}
     with _threads(threads) as n_threads:
         try:
-            model.to(device).eval()
-            x = torch.randn((batch_size,) + shape, device=device, dtype=dtype)
+            for name, model in models.items():
+                param = next(iter(model.parameters()), None)
+                homes[name] = param.device if param is not None else torch.device("cpu")
+                dtype = param.dtype if param is not None and param.is_floating_point() else torch.float32
+                modes[name] = {m: m.training for m in model.modules()}
+                model.to(device).eval()
+                inputs[name] = torch.randn((batch_size,) + shape, device=device, dtype=dtype)
             others = _OthersCpu()
-            times, rounds, settled = _settled_passes(model, x, warmup, repeats, max_rounds, tolerance)
+            rounds, settled = _settled_rounds(models, inputs, warmup, repeats, max_rounds, tolerance)
             others_cpu = others.cores()
         finally:
-            model.to(home)
-            for m, training in modes.items():
-                m.training = training
-    times.sort()
-    median = statistics.median(times)
-    spread = (_percentile(times, 0.75) - _percentile(times, 0.25)) / median if median > 0 else 0.0
-    return Latency(
-        median_ms=median,
-        p90_ms=_percentile(times, 0.9),
-        mean_ms=statistics.fmean(times),
-        min_ms=times[0],
-        repeats=len(times),
-        batch_size=batch_size,
-        device=str(device),
-        threads=n_threads,
-        spread=spread,
-        rounds=rounds,
-        stable=settled and spread <= MAX_SPREAD and (others_cpu is None or others_cpu <= MAX_OTHERS_CPU),
-        others_cpu=others_cpu,
-    )
+            for name, model in models.items():
+                if name in homes:
+                    model.to(homes[name])
+                for m, training in modes.get(name, {}).items():
+                    m.training = training
+    stable_machine = others_cpu is None or others_cpu <= MAX_OTHERS_CPU
+    out = {}
+    for name in names:
+        times = sorted(t for r in rounds[-SETTLE_ROUNDS:] for t in r[name])
+        median = statistics.median(times)
+        spread = (_percentile(times, 0.75) - _percentile(times, 0.25)) / median if median > 0 else 0.0
+        ratio = ratio_spread = None
+        if baseline is not None:
+            per_round = sorted(statistics.median(r[name]) / statistics.median(r[baseline]) for r in rounds)
+            ratio = statistics.median(per_round)
+            ratio_spread = (_percentile(per_round, 0.75) - _percentile(per_round, 0.25)) / ratio if ratio > 0 else 0.0
+        out[name] = Latency(
+            median_ms=median, p90_ms=_percentile(times, 0.9), mean_ms=statistics.fmean(times), min_ms=times[0],
+            repeats=len(times), batch_size=batch_size, device=str(device), threads=n_threads, spread=spread,
+            rounds=len(rounds), stable=settled and spread <= MAX_SPREAD and stable_machine, others_cpu=others_cpu,
+            baseline=baseline, ratio=ratio, ratio_spread=ratio_spread,
+        )
+    return out
 
 
-def _settled_passes(model: nn.Module, x: torch.Tensor, warmup: int, repeats: int, max_rounds: int,
-                    tolerance: float) -> tuple[list[float], int, bool]:
-    """(the times of the last rounds, rounds run, whether their medians settled)."""
-    rounds: list[list[float]] = [_time_passes(model, x, warmup, repeats)]
-    if max_rounds <= 1:
-        return rounds[0], 1, True
-    while len(rounds) < max_rounds:
-        rounds.append(_time_passes(model, x, 0, repeats))
+def _settled_rounds(models: Mapping[str, nn.Module], inputs: dict[str, torch.Tensor], warmup: int, repeats: int,
+                    max_rounds: int, tolerance: float) -> tuple[list[dict[str, list[float]]], bool]:
+    """(every round's times per model, whether the last SETTLE_ROUNDS rounds' medians settled
+    for every model). One round (max_rounds <= 1) counts as settled."""
+    names = list(models)
+    for name in names:  # warm every model up before the first timed round
+        _time_passes(models[name], inputs[name], warmup, 0)
+    rounds: list[dict[str, list[float]]] = []
+    while len(rounds) < max(1, max_rounds):
+        start = len(rounds) % len(names)
+        rounds.append({name: _time_passes(models[name], inputs[name], 0, repeats)
+                       for name in names[start:] + names[:start]})
+        if max_rounds <= 1:
+            return rounds, True
         last = rounds[-SETTLE_ROUNDS:]
-        medians = [statistics.median(r) for r in last]
-        if len(last) == SETTLE_ROUNDS and max(medians) - min(medians) <= tolerance * min(medians):
-            return [t for r in last for t in r], len(rounds), True
-    return [t for r in rounds[-SETTLE_ROUNDS:] for t in r], len(rounds), False
+        if len(last) == SETTLE_ROUNDS and all(_agree([statistics.median(r[n]) for r in last], tolerance) for n in names):
+            return rounds, True
+    return rounds, False
+
+
+def _agree(medians: list[float], tolerance: float) -> bool:
+    return max(medians) - min(medians) <= tolerance * min(medians)
 
 
 def _batch_and_shape(
@@ -233,4 +288,4 @@ def _time_passes(model: nn.Module, x: torch.Tensor, warmup: int, repeats: int) -
     return times
 
 
-__all__ = ["Latency", "measure_latency"]
+__all__ = ["Latency", "measure_latencies", "measure_latency"]

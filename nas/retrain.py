@@ -240,33 +240,66 @@ def _cpu_latency(model, dataset, threads: int = 1) -> dict[str, float]:
 
     lat = measure_latency(model, (dataset.in_chans, dataset.image_size, dataset.image_size),
                           batch_size=1, device="cpu", threads=max(1, int(threads)), max_rounds=LATENCY_ROUNDS)
+    return _latency_record(lat)
+
+
+def _latency_record(lat) -> dict[str, Any]:
+    """What ``metrics.json`` keeps of an ``evaluators.latency.Latency``."""
     return {"median_ms": float(lat.median_ms), "p90_ms": float(lat.p90_ms), "threads": int(lat.threads),
             "repeats": int(lat.repeats), "spread": float(lat.spread), "rounds": int(lat.rounds),
             "stable": bool(lat.stable), "others_cpu": lat.others_cpu}
 
 
-def measure_pick_latency(folder: Path, threads: int | None = None) -> dict[str, Any]:
-    """Measure a finished pick's CPU latency again (its genotype built afresh: timing does not
-    depend on the weights) and record it in its ``metrics.json``; returns the new ``latency``.
+#: The pick that ``measure_picks_latency`` divides by when present: the hand design.
+LATENCY_BASELINE = "mobilenetv2-3x3"
 
-    A figure taken while the machine was busy is flagged ``stable: false``; this is how it is
-    taken again on a quiet machine, without retraining. ``threads``: default the pick's own."""
+
+def measure_picks_latency(folders: list[Path], threads: int | None = None,
+                          baseline: str | None = LATENCY_BASELINE) -> dict[str, dict[str, Any]]:
+    """Measure finished picks' CPU latency again, all in the same rounds (round-robin, so a slow
+    phase of the machine hits every pick alike; ``evaluators.latency.measure_latencies``), and
+    record each in its ``metrics.json``; returns the new ``latency`` per pick folder name.
+
+    Each genotype is built afresh (timing does not depend on the weights). When a pick named
+    ``baseline`` is among them, every figure also carries its ``ratio`` to that pick's time in
+    the same rounds: the figure that stays comparable across runs on a machine whose speed
+    drifts. A figure taken while the machine was busy is flagged ``stable: false``; this is how
+    it is taken again on a quiet machine, without retraining. ``threads``: default the first
+    pick's own."""
+    from evaluators.latency import measure_latencies
     from nas.builder import build
     from nas.runs.pick_folders import read_metrics, write_metrics
 
-    m = read_metrics(folder)
-    if not (m and m.get("complete")):
-        raise NasInputError(f"{folder}: not a finished pick (no complete metrics.json)")
-    old = m.get("latency", {})
-    shape = old.get("input") or [1, m["dataset"]["in_chans"], m["dataset"]["image_size"], m["dataset"]["image_size"]]
-    model = build(m["arch"], num_classes=int(m["dataset"]["num_classes"]), in_chans=int(shape[1])).eval()
-    shaped = SimpleNamespace(in_chans=int(shape[1]), image_size=int(shape[2]))  # what _cpu_latency reads
-    latency = _cpu_latency(model, shaped, threads or int(old.get("threads", 1)))
-    m["latency_ms"] = latency["median_ms"]
-    m["latency"] = {"device": "cpu", "batch": 1, "statistic": "median", **latency, "input": list(shape),
-                    "measured": time.strftime("%Y-%m-%dT%H:%M:%S")}
-    write_metrics(folder, m)
-    return m["latency"]
+    metrics, models, shapes = {}, {}, set()
+    for folder in folders:
+        m = read_metrics(folder)
+        if not (m and m.get("complete")):
+            raise NasInputError(f"{folder}: not a finished pick (no complete metrics.json)")
+        old = m.get("latency", {})
+        shape = old.get("input") or [1, m["dataset"]["in_chans"], m["dataset"]["image_size"], m["dataset"]["image_size"]]
+        shapes.add(tuple(int(v) for v in shape))
+        metrics[folder.name] = (folder, m, list(shape))
+        models[folder.name] = build(m["arch"], num_classes=int(m["dataset"]["num_classes"]), in_chans=int(shape[1])).eval()
+    if len(shapes) != 1:
+        raise NasInputError(f"picks of different input shapes ({sorted(shapes)}) cannot share latency rounds; "
+                            f"measure them apart")
+    if threads is None:
+        threads = int(next(iter(metrics.values()))[1].get("latency", {}).get("threads", 1))
+    (shape,) = shapes
+    lats = measure_latencies(models, shape[1:], batch_size=1, device="cpu", threads=max(1, int(threads)),
+                             max_rounds=LATENCY_ROUNDS, baseline=baseline if baseline in models else None)
+    measured = time.strftime("%Y-%m-%dT%H:%M:%S")
+    out = {}
+    for name, (folder, m, shape) in metrics.items():
+        lat = lats[name]
+        m["latency_ms"] = float(lat.median_ms)
+        m["latency"] = {"device": "cpu", "batch": 1, "statistic": "median", **_latency_record(lat), "input": shape,
+                        "measured": measured, "with": sorted(metrics)}
+        if lat.ratio is not None:
+            m["latency"].update(baseline=lat.baseline, ratio=float(lat.ratio), ratio_spread=float(lat.ratio_spread))
+        write_metrics(folder, m)
+        out[name] = m["latency"]
+    return out
 
 
 # --------------------------------------------------------------------------- numbers for people

@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn as nn
 
-from evaluators.latency import Latency, measure_latency
+from evaluators.latency import Latency, measure_latencies, measure_latency
 from nas.builder import build
 
 torch.set_num_threads(1)
@@ -96,3 +96,44 @@ def test_a_figure_taken_while_another_process_burns_cpu_is_flagged():
     if lat.others_cpu is None:
         pytest.skip("no /proc/stat here")
     assert lat.others_cpu > 0.5 and not lat.stable, lat
+
+
+def test_models_timed_in_the_same_rounds_carry_their_ratio_to_the_baseline():
+    tiny = build(TINY, num_classes=10, in_chans=1).train()
+    big = build(BIG, num_classes=10, in_chans=1).eval()
+    lats = measure_latencies({"tiny": tiny, "big": big}, (1, 28, 28), baseline="tiny", warmup=2, repeats=10,
+                             threads=1, max_rounds=8, tolerance=0.5)
+    assert list(lats) == ["tiny", "big"] and lats["tiny"].rounds == lats["big"].rounds >= 3
+    assert lats["tiny"].ratio == 1.0 and lats["tiny"].ratio_spread == 0.0
+    assert lats["big"].baseline == "tiny" and lats["big"].ratio > 3, lats
+    assert "x tiny" in lats["big"].describe()
+    assert tiny.training and not big.training  # each model's own mode restored
+    with pytest.raises(ValueError, match="baseline 'nope'"):
+        measure_latencies({"tiny": tiny}, (1, 28, 28), baseline="nope")
+    with pytest.raises(ValueError, match="at least one model"):
+        measure_latencies({}, (1, 28, 28))
+
+
+def test_a_slow_phase_of_the_machine_cancels_out_of_the_ratio():
+    """Two models whose passes take 1 and 2 units while the 'machine' slows 3x every other pair of
+    rounds: the medians move with the phase, the ratio of the shared rounds stays 2."""
+    import time as _time
+
+    clock = {"calls": 0}
+
+    class Phased(torch.nn.Module):
+        def __init__(self, units: int) -> None:
+            super().__init__()
+            self.lin = torch.nn.Linear(1, 1)
+            self.units = units
+
+        def forward(self, x):
+            clock["calls"] += 1
+            slow = 3 if (clock["calls"] // 40) % 2 else 1  # 20 calls a round: the phase flips every 2 rounds
+            _time.sleep(0.002 * self.units * slow)
+            return x
+
+    lats = measure_latencies({"one": Phased(1), "two": Phased(2)}, (1, 2, 2), baseline="one", warmup=0,
+                             repeats=10, threads=1, max_rounds=6, tolerance=0.01)
+    assert lats["two"].rounds == 6 and not lats["two"].stable, "the medians never settle: the phase moves them"
+    assert 1.7 < lats["two"].ratio < 2.3 and lats["two"].ratio_spread < 0.2, lats["two"]

@@ -88,6 +88,24 @@ def test_cli_retrain_writes_pick_folder_and_table(tmp_path, capsys):
     assert "no finished picks" in capsys.readouterr().err
     m = again
 
+    # beside the hand-design baseline pick, every pick is timed in the same rounds and carries its ratio to it
+    import shutil
+
+    base = out / "mobilenetv2-3x3"
+    shutil.copytree(folder, base)
+    bm = json.loads((base / "metrics.json").read_text())
+    bm["arch"] = "stem c32 s1 | ir k3 e6 c64, ir k3 e6 c64 r3 | head c256"
+    (base / "metrics.json").write_text(json.dumps(bm))
+    rc = main(["retrain", "--measure-latency", "--table", "--out", str(out)])
+    text = capsys.readouterr().out
+    lat, blat = (json.loads((f / "metrics.json").read_text())["latency"] for f in (folder, base))
+    assert rc == 0 and "x mobilenetv2-3x3" in text and "shared by 2 pick(s)" in text
+    assert blat["ratio"] == 1.0 and lat["baseline"] == "mobilenetv2-3x3" and 0 < lat["ratio"] < 1, (lat, blat)
+    assert lat["rounds"] == blat["rounds"] and lat["with"] == ["mobilenetv2-3x3", "tiny"]
+    assert f"({lat['ratio']:.2f}x)" in text and "both timed in the same rounds" in text
+    shutil.rmtree(base)
+    m = json.loads((folder / "metrics.json").read_text())
+
     # export the pick; its weights are checked against metrics.json
     exp = tmp_path / "export"
     rc = main(["export", "--pick", "tiny", "--picks-dir", str(out), "--out", str(exp)])

@@ -6,7 +6,7 @@
     nas retrain results/RUN --space mixnet-s      # a hand-designed baseline, same recipe and data
     nas retrain results/RUN --arch "stem c16 | ..." --name mine
     nas retrain results/RUN --table               # markdown table of every finished pick
-    nas retrain results/RUN --measure-latency     # time every finished pick again (no training)
+    nas retrain results/RUN --measure-latency     # time every finished pick again, in shared rounds (no training)
     nas retrain --arch "..." --dataset digits --out DIR   # no run folder
 """
 
@@ -53,7 +53,8 @@ def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> ar
                      help="print a markdown table of every finished pick (after training, if any was asked)")
     sel.add_argument("--measure-latency", action="store_true",
                      help="measure the CPU latency of every finished pick again (no retraining; e.g. after a "
-                          "figure flagged unstable) and record it in its metrics.json")
+                          "figure flagged unstable), all in the same rounds, round-robin, each also as a ratio to "
+                          "the mobilenetv2-3x3 baseline pick when there is one; recorded in its metrics.json")
     tr = p.add_argument_group("training")
     tr.add_argument("--epochs", type=int, default=None, help="epochs (default 30)")
     tr.add_argument("--batch-size", type=int, default=None, help="batch size (default 128)")
@@ -96,18 +97,19 @@ def run(args: argparse.Namespace) -> int:
 def _measure_latencies(picks_root, threads: int | None) -> None:
     from pathlib import Path
 
-    from nas.retrain import measure_pick_latency
+    from nas.retrain import measure_picks_latency
     from nas.runs.pick_folders import collect_picks
 
     rows = collect_picks(picks_root)
     if not rows:
         raise NasInputError(f"{picks_root}: no finished picks to measure (run `nas retrain RUN --pick s,m,l`)")
-    for m in rows:
-        lat = measure_pick_latency(Path(picks_root) / m["name"], threads)
+    lats = measure_picks_latency([Path(picks_root) / m["name"] for m in rows], threads)
+    for name, lat in lats.items():
         flag = "" if lat["stable"] else "  unstable: the machine is busy, measure again"
         others = "" if lat.get("others_cpu") is None else f", other processes {lat['others_cpu']:.2f} cores"
-        print(f"{m['name']}: {lat['median_ms']:.3g} ms ±{100 * lat['spread']:.0f}% "
-              f"({lat['rounds']} round(s), {lat['threads']} thread(s){others}){flag}")
+        ratio = "" if "ratio" not in lat else f", {lat['ratio']:.2f}x {lat['baseline']} ±{100 * lat['ratio_spread']:.0f}%"
+        print(f"{name}: {lat['median_ms']:.3g} ms ±{100 * lat['spread']:.0f}%{ratio} "
+              f"({lat['rounds']} round(s) shared by {len(lats)} pick(s), {lat['threads']} thread(s){others}){flag}")
 
 
 def _check_numbers(args: argparse.Namespace) -> None:
@@ -250,6 +252,10 @@ def markdown_table(rows: list[dict[str, Any]], with_arch: bool = True) -> str:
             f"\"unstable\": the figure did not settle or other processes used the CPU meanwhile (the "
             f"machine was busy): measure it again with "
             f"`nas retrain RUN --measure-latency`.")
+    baseline = next((r["latency"]["baseline"] for r in rows if "ratio" in r.get("latency", {})), None)
+    if baseline:
+        note += (f" The figure in brackets (e.g. 0.59x) is the pick's time over {baseline}'s, both timed in the same rounds "
+                 f"(round-robin), which stays comparable when the machine's speed drifts between runs.")
     out = "\n".join(lines) + "\n" + note
     if with_arch:
         out += "\n\n" + "\n".join(f"- **{m['name']}**: `{m['arch']}`" for m in rows)
@@ -264,6 +270,8 @@ def _latency(m: dict[str, Any]) -> str:
     if "spread" not in lat:
         return text
     text += f" ±{100 * float(lat['spread']):.0f}%"
+    if "ratio" in lat:  # measured in the same rounds as the baseline pick
+        text += f" ({float(lat['ratio']):.2f}x)"
     return text if lat.get("stable", True) else text + " unstable"
 
 
