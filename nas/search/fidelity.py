@@ -177,11 +177,6 @@ class Fidelity:
 
         return ScoringStage(SCREEN_CALIBRATION_IMAGES, self.screen_size, seed=self.proxy.split_seed)
 
-    @property
-    def scored_steps(self) -> int:
-        """The leading steps of a one-shot trial that are scores by inherited weights (0: scratch)."""
-        return 0 if not self.supernet else (2 if self.screen_size else 1)
-
     def train_size_px(self, image_size: int) -> int:
         """The square size a candidate trains at for data of ``image_size`` (never upsampled)."""
         res = self.proxy.resolution
