@@ -259,7 +259,7 @@ def test_bad_inputs_exit_2_before_anything_starts(space_file, tmp_path):
 
 def test_trials_ray_ends_before_they_train_are_replaced_until_the_budget_is_trained(space_file, tmp_path):
     """Ray reuses a worker only once the previous trial's training thread has ended, waiting
-    TUNE_FUNCTION_THREAD_TIMEOUT_S (2 s) for it; a pruned trial's thread is still in its next epoch,
+    TUNE_FUNCTION_THREAD_TIMEOUT_S (a search sets 60 s) for it; a pruned trial's thread is still in its next epoch,
     and under load that wait runs out: Ray then ends the next trial before it trains, telling the
     searcher nothing. With the wait at 0 every reuse after a prune fails that way, deterministically.
     Such trials are never trained, so they must not use up the budget's Ray samples."""

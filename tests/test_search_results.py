@@ -312,11 +312,13 @@ def test_ray_environment_is_restored_after_the_search(monkeypatch):
 
     monkeypatch.delenv("TUNE_DISABLE_SIGINT_HANDLER", raising=False)
     monkeypatch.delenv("RAY_CHDIR_TO_TRIAL_DIR", raising=False)
+    monkeypatch.delenv("TUNE_FUNCTION_THREAD_TIMEOUT_S", raising=False)
     monkeypatch.setenv("RAY_DEDUP_LOGS", "0")  # the user's choice is kept
     filters = list(warnings.filters)
     with ray_environment(verbose=False):
         assert os.environ["TUNE_DISABLE_SIGINT_HANDLER"] == "1" and os.environ["RAY_DEDUP_LOGS"] == "0"
         assert os.environ["RAY_CHDIR_TO_TRIAL_DIR"] == "0"
+        assert os.environ["TUNE_FUNCTION_THREAD_TIMEOUT_S"] == "60", "a pruned trial's epoch outlasts Ray's 2 s"
         with warnings.catch_warnings(record=True) as seen:
             warnings.warn("hidden", FutureWarning)
         assert not seen

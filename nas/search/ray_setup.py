@@ -20,8 +20,11 @@ from typing import Any, Iterator
 from nas.errors import NasInputError
 from nas.search.settings import SearchSettings
 
-# Read by the workers: the trainable stays in the driver's working directory.
-WORKER_ENV = {"RAY_CHDIR_TO_TRIAL_DIR": "0"}
+# Read by the workers: the trainable stays in the driver's working directory; and a worker is
+# reused once the previous (pruned) trial's training thread reaches its next report, which can
+# be a whole screening epoch away: Ray's 2 s wait ran out under load in the shipped default's
+# reference run (a trial lost and an actor restarted), so it waits up to 60 s before that.
+WORKER_ENV = {"RAY_CHDIR_TO_TRIAL_DIR": "0", "TUNE_FUNCTION_THREAD_TIMEOUT_S": "60"}
 
 
 def _driver_env(verbose: bool) -> tuple[dict[str, str], dict[str, str]]:

@@ -375,9 +375,10 @@ class StudySearcher(Searcher):
         """Tell FAIL (not counted) every Ray trial that ended without the searcher being told.
 
         Ray does so when it cannot reuse a worker for a trial: ``reset_config`` waits only
-        ``TUNE_FUNCTION_THREAD_TIMEOUT_S`` (2 s) for the previous trial's training thread, and a
-        pruned trial's thread is still in its next epoch - under load often longer. Ray then
-        ends the new trial (ERROR) before it trains and calls no searcher hook.
+        ``TUNE_FUNCTION_THREAD_TIMEOUT_S`` (Ray's default 2 s, a search's 60 s:
+        ``ray_setup.WORKER_ENV``) for the previous trial's training thread, and a pruned
+        trial's thread is still in its next epoch. Ray then ends the new trial (ERROR) before
+        it trains and calls no searcher hook.
         """
         st = self.state
         for ray_trial in trials:
