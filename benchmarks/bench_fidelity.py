@@ -30,7 +30,8 @@ scratch proxy of the search at its default and two other settings (``proxy-defau
 search's ``ProxyConfig()``, 2000 images x 9 epochs at 14x14; ``proxy-short``: 2000 x 3 at
 14x14; ``proxy-more-data``: 6000 x 3 at 14x14, the default's image-epochs on 3x the images;
 ``proxy-tse-28``: 10,000 images x 1 epoch at 28x28 scored by minus the sum of its training
-losses, TSE),
+losses, TSE), the shipped search's finals (``finals-1ep``: ``Fidelity().final_proxy()``, one
+real epoch on the search's 40,000 training images at 28x28, scored on its own 10,000 held-out ones),
 and the one-shot ``supernet`` (one supernet of ``mdconv`` trained with the sandwich rule on
 20,000 images x 2 epochs at 14x14, every genotype scored by inherited weights after BN
 recalibration; ``supernet-short``: 10,000 images x 1 epoch; ``supernet-long``: 40,000 x 2; these
@@ -85,6 +86,10 @@ PROXY_SETTINGS: dict[str, dict] = {
 #: Proxies scored by the sum of training losses (TSE, Ru et al. 2021: the training speed
 #: ranks networks early), negated so that higher is better, instead of validation accuracy.
 TSE_PROXIES = ("proxy-tse-28",)
+#: The shipped estimator's last word: the finals' real training (``Fidelity().final_proxy()``,
+#: what ``nas search`` trains its finalists with: 1 epoch on the search's 40,000 training
+#: images at 28x28), scored on the search's own 10,000 held-out images, never the judge's.
+FINALS = "finals-1ep"
 #: The one-shot predictor's settings (nas.supernet.folder.OneShotConfig field changes).
 SUPERNET_SETTINGS: dict[str, dict] = {
     "supernet": {"train_size": 20000, "epochs": 2, "resolution": 14, "val_size": 2000, "kernel": "centre"},
@@ -169,12 +174,23 @@ def supernet_scores(settings: tuple, stage: tuple[int, int] | None = None) -> Ca
     return score_all
 
 
+def _finals_changes() -> dict:
+    """The finals' training as changes to ``ProxyConfig()`` (taken from the shipped ``Fidelity``)."""
+    from dataclasses import fields
+
+    from evaluators.proxy import ProxyConfig
+    from nas.search.fidelity import Fidelity
+
+    final, base = Fidelity.from_options().final_proxy(), ProxyConfig()
+    return {f.name: getattr(final, f.name) for f in fields(final) if getattr(final, f.name) != getattr(base, f.name)}
+
+
 def builtin_predictors() -> dict[str, Predictor]:
     found = {
         "mflops": Predictor("mflops", "fvcore multiply-adds at 28x28 (bigger = better)", "mflops"),
         "params": Predictor("params", "trainable parameters (bigger = better)", "params"),
     }
-    for name, changes in PROXY_SETTINGS.items():
+    for name, changes in [*PROXY_SETTINGS.items(), (FINALS, _finals_changes())]:
         changes = dict(changes)
         scored = "minus the sum of training losses (TSE)" if name in TSE_PROXIES else "validation accuracy"
         if name in TSE_PROXIES:
@@ -518,7 +534,7 @@ def main() -> None:
     names: list[str] = []
     for token in (t.strip() for t in args.predictors.split(",") if t.strip()):
         if token == "cached":
-            names += [n for n in [*PROXY_SETTINGS, *SUPERNET_SETTINGS, *SUPERNET_SCREENS]
+            names += [n for n in [*PROXY_SETTINGS, FINALS, *SUPERNET_SETTINGS, *SUPERNET_SCREENS]
                       if (PREDICTIONS / f"{n}.csv").is_file() and n not in names]
         elif token in available:
             names.append(token)

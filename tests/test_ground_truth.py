@@ -279,3 +279,14 @@ def test_the_shared_claim_loop_skips_live_claims_rechecks_done_and_always_releas
     assert not (work / "checkpoints" / "a-e1.pt").exists(), "a finished job's checkpoint is dropped"
     assert sorted(p.name for p in (work / "claims").iterdir()) == ["b.claim"], "a and d released, even after d failed"
     assert gt.work_through([{"job": "e"}, {"job": "f"}], lambda j: False, lambda j: True, epochs=1, work=work, limit=1) == 1
+
+
+def test_the_finals_predictor_trains_as_the_shipped_search_trains_its_finalists():
+    from dataclasses import replace
+
+    from evaluators.proxy import ProxyConfig
+    from nas.search.fidelity import Fidelity
+
+    predictor = _bench().builtin_predictors()["finals-1ep"]
+    assert predictor.kind == "proxy" and "validation accuracy" in predictor.describe
+    assert replace(ProxyConfig(), **dict(predictor.settings)) == Fidelity.from_options().final_proxy()
