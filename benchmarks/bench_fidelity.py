@@ -230,8 +230,10 @@ def _timed(job: tuple[str, tuple, str]) -> tuple[str, float, float]:
     return genotype, value, time.process_time() - start
 
 
-def predictions(predictor: Predictor, genotypes: Sequence[str], workers: int, fresh: bool) -> dict[str, tuple[float, float]]:
-    """genotype -> (score, CPU seconds), from the cache where present; new scores are cached."""
+def predictions(predictor: Predictor, genotypes: Sequence[str], workers: int, fresh: bool,
+                cached_only: bool = False) -> dict[str, tuple[float, float]]:
+    """genotype -> (score, CPU seconds), from the cache where present; new scores are cached.
+    ``cached_only``: score nothing, a genotype not in the cache is NaN (not scorable)."""
     path = PREDICTIONS / f"{predictor.name}.csv"
     cached: dict[str, tuple[float, float]] = {}
     if path.is_file() and not fresh:
@@ -245,6 +247,8 @@ def predictions(predictor: Predictor, genotypes: Sequence[str], workers: int, fr
                    [{"genotype": g, "score": repr(s), "cpu_seconds": f"{c:.3f}", "commit": commit_id()}
                     for g, (s, c) in sorted(cached.items())])
 
+    if cached_only and predictor.kind not in ("mflops", "params"):  # those two cost nothing: always scored
+        return {g: cached.get(g, (math.nan, math.nan)) for g in genotypes}
     if not missing:
         return {g: cached[g] for g in genotypes}
     print(f"  {predictor.name}: scoring {len(missing)} genotypes ({len(cached)} cached)", flush=True)
@@ -487,7 +491,7 @@ def report(truth: Truth, scored: dict[str, dict[str, tuple[float, float]]], desc
         lines.append(f"| *seed-to-seed (ceiling)* | {_fmt(pooled_value, pooled_interval)} | - | - | {value:.2f} | - | - | - |")
     for name, values in scored.items():
         score = {g: v[0] for g, v in values.items() if math.isfinite(v[0])}  # NaN: cannot score it
-        cpu = sum(v[1] for v in values.values()) / len(values)
+        cpu = _nanmean([v[1] for v in values.values()])  # over the scored genotypes
         mine = {b: [g for g in m if g in score] for b, m in groups.items()}
         mine = {b: m for b, m in mine.items() if len(m) >= 3}
         scorable = [g for g in everyone if g in score]
@@ -525,6 +529,8 @@ def main() -> None:
                         help="a plug-in predictor (repeatable)")
     parser.add_argument("--workers", type=int, default=1, help="processes for per-genotype predictors (one thread each)")
     parser.add_argument("--fresh", action="store_true", help="recompute cached scores")
+    parser.add_argument("--cached-only", action="store_true",
+                        help="score nothing: report what the caches hold (the rest counts as not scorable)")
     parser.add_argument("--prefetch", action="store_true",
                         help="score every genotype of the job list (not only those with a row yet), then stop")
     args = parser.parse_args()
@@ -549,7 +555,7 @@ def main() -> None:
     truth = load_truth(args.table, args.epochs)
     if len(truth.genotypes) < 3:
         raise SystemExit(f"{args.table}: {len(truth.genotypes)} genotypes with a seed-0 row; need at least 3")
-    scored = {p.name: predictions(p, truth.genotypes, args.workers, args.fresh) for p in chosen}
+    scored = {p.name: predictions(p, truth.genotypes, args.workers, args.fresh, args.cached_only) for p in chosen}
     print("\n".join(report(truth, scored, {p.name: p.describe for p in chosen})))
 
 

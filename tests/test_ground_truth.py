@@ -290,3 +290,17 @@ def test_the_finals_predictor_trains_as_the_shipped_search_trains_its_finalists(
     predictor = _bench().builtin_predictors()["finals-1ep"]
     assert predictor.kind == "proxy" and "validation accuracy" in predictor.describe
     assert replace(ProxyConfig(), **dict(predictor.settings)) == Fidelity.from_options().final_proxy()
+
+
+def test_cached_only_scores_nothing_and_leaves_the_uncached_unscorable(tmp_path, monkeypatch):
+    bench = _bench()
+    monkeypatch.setattr(bench, "PREDICTIONS", tmp_path)
+    calls: list[list[str]] = []
+    plug = bench.Predictor("plug", "a plug-in", score_all=lambda gs: calls.append(list(gs)) or [0.5] * len(gs))
+    assert all(math.isnan(v) for pair in bench.predictions(plug, ["a", "b"], 1, False, cached_only=True).values()
+               for v in pair) and calls == []
+    assert bench.predictions(plug, ["a"], 1, False)["a"][0] == 0.5 and calls == [["a"]]
+    again = bench.predictions(plug, ["a", "b"], 1, False, cached_only=True)
+    assert again["a"][0] == 0.5 and math.isnan(again["b"][0]) and calls == [["a"]]
+    mflops = bench.builtin_predictors()["mflops"]  # free to compute: scored even so
+    assert bench.predictions(mflops, [TINY[0]], 1, False, cached_only=True)[TINY[0]][0] > 0
