@@ -19,7 +19,6 @@ import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any, Callable
 
 from nas.errors import NasInputError
@@ -245,9 +244,12 @@ def _cpu_latency(model, dataset, threads: int = 1) -> dict[str, float]:
 
 def _latency_record(lat) -> dict[str, Any]:
     """What ``metrics.json`` keeps of an ``evaluators.latency.Latency``."""
-    return {"median_ms": float(lat.median_ms), "p90_ms": float(lat.p90_ms), "threads": int(lat.threads),
-            "repeats": int(lat.repeats), "spread": float(lat.spread), "rounds": int(lat.rounds),
-            "stable": bool(lat.stable), "others_cpu": lat.others_cpu}
+    record = {"median_ms": float(lat.median_ms), "p90_ms": float(lat.p90_ms), "threads": int(lat.threads),
+              "repeats": int(lat.repeats), "spread": float(lat.spread), "rounds": int(lat.rounds),
+              "stable": bool(lat.stable), "others_cpu": lat.others_cpu}
+    if lat.ratio is not None:  # timed in the same rounds as a baseline
+        record.update(baseline=lat.baseline, ratio=float(lat.ratio), ratio_spread=float(lat.ratio_spread))
+    return record
 
 
 #: The pick that ``measure_picks_latency`` divides by when present: the hand design.
@@ -295,8 +297,6 @@ def measure_picks_latency(folders: list[Path], threads: int | None = None,
         m["latency_ms"] = float(lat.median_ms)
         m["latency"] = {"device": "cpu", "batch": 1, "statistic": "median", **_latency_record(lat), "input": shape,
                         "measured": measured, "with": sorted(metrics)}
-        if lat.ratio is not None:
-            m["latency"].update(baseline=lat.baseline, ratio=float(lat.ratio), ratio_spread=float(lat.ratio_spread))
         write_metrics(folder, m)
         out[name] = m["latency"]
     return out
