@@ -13,6 +13,12 @@ predicted more accurate); each one is reported with 90 % bootstrap intervals on:
   computed the same way between two trainings that differ only in the seed (seed 0 as the
   "predictor" of seed 1, over the genotypes that have both);
 - mean Kendall tau within each cost band, with the per-band seed-to-seed ceiling;
+- **selection gain**, the same ranking in the units a search is judged in: the expected
+  residual (points above the random-draw curve) of the genotype the predictor ranks first
+  among ``n`` random draws of one band (``random_draw.selection_gain``; n = 3, 5, 8), beside
+  the same figure for a second training (seed 0 choosing, judged by seed 1, and the reverse):
+  what a search that trains every candidate once, for real, can at most expect to gain by
+  choosing among random draws;
 - regret: per band, how many accuracy points the predictor's top pick lies below the
   band's true best (mean over bands), and the share of each band's true top-3 that the
   predictor's top-3 recovers;
@@ -69,11 +75,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _machine import print_machine  # noqa: E402
 from ground_truth import FOLDER, TABLE_CSV, atomic_csv, commit_id, read_jobs, read_table  # noqa: E402
-from random_draw import bootstrap_pooled_tau, kendall, pooled_residual_tau  # noqa: E402
+from random_draw import (  # noqa: E402
+    bootstrap_pooled_tau, bootstrap_selection_gain, kendall, pooled_residual_tau, selection_gain,
+)
 
 PREDICTIONS = FOLDER / "predictions"
 BOOTSTRAP = 2000
 TOP = 3
+#: Draws per band for the selection gain (the middle one carries the interval).
+SELECTION_DRAWS = (3, 5, 8)
 
 #: The scratch-proxy settings: ProxyConfig field changes from the search's default.
 PROXY_SETTINGS: dict[str, dict] = {
@@ -428,6 +438,48 @@ def seed_ceiling(truth: Truth, rounds: int = BOOTSTRAP) -> dict[str, tuple[float
     return out
 
 
+def selection_row(estimate: dict[str, float], truth: dict[str, float], mflops: dict[str, float],
+                  bands: dict[str, list[str]]) -> list[str]:
+    """The selection gain at each of :data:`SELECTION_DRAWS` (the middle one with its interval)."""
+    middle = SELECTION_DRAWS[len(SELECTION_DRAWS) // 2]
+    cells = []
+    for n in SELECTION_DRAWS:
+        value = selection_gain(estimate, truth, mflops, bands, n)
+        interval = bootstrap_selection_gain(estimate, truth, mflops, bands, n, rounds=BOOTSTRAP // 4) if n == middle else None
+        cells.append(_signed(value, interval))
+    return cells
+
+
+def seed_selection_row(truth: Truth) -> tuple[list[str], int]:
+    """The selection gain of a second training: seed 0 chooses and seed 1 judges, and the
+    reverse (their mean), over the band genotypes that have both seeds; with the count."""
+    bands = {b: [g for g in m if 1 in truth.seeds[g]] for b, m in truth.bands().items()}
+    bands = {b: m for b, m in bands.items() if len(m) >= 3}
+    paired = [g for m in bands.values() for g in m]
+    if len(paired) < 5:
+        return ["-"] * len(SELECTION_DRAWS), len(paired)
+    s0 = {g: truth.seeds[g][0] for g in paired}
+    s1 = {g: truth.seeds[g][1] for g in paired}
+    middle = SELECTION_DRAWS[len(SELECTION_DRAWS) // 2]
+    cells = []
+    for n in SELECTION_DRAWS:
+        value = (selection_gain(s0, s1, truth.mflops, bands, n) + selection_gain(s1, s0, truth.mflops, bands, n)) / 2
+        interval = None
+        if n == middle:
+            lo = bootstrap_selection_gain(s0, s1, truth.mflops, bands, n, rounds=BOOTSTRAP // 4)
+            hi = bootstrap_selection_gain(s1, s0, truth.mflops, bands, n, rounds=BOOTSTRAP // 4)
+            interval = ((lo[0] + hi[0]) / 2, (lo[1] + hi[1]) / 2)
+        cells.append(_signed(value, interval))
+    return cells, len(paired)
+
+
+def _signed(value: float, interval: tuple[float, float] | None) -> str:
+    if math.isnan(value):
+        return "-"
+    text = f"{value:+.2f}"
+    return text + (f" [{interval[0]:+.2f}, {interval[1]:+.2f}]" if interval is not None else "")
+
+
 # ------------------------------------------------------------------------ report
 
 
@@ -506,6 +558,7 @@ def report(truth: Truth, scored: dict[str, dict[str, tuple[float, float]]], desc
             f"{_fmt(point['band_tau'], ci.get('band_tau'))} | {_fmt(point['regret'], ci.get('regret'))} | "
             f"{_fmt(point['top3'], ci.get('top3'), 0, pct=True)} | {cpu:.2f} |"
         )
+    lines += selection_table(truth, scored, groups)
     lines += ["", "predictors:"] + [f"- {n}: {describe[n]}" for n in scored]
     for name, changes in SUPERNET_SETTINGS.items():
         if name in scored:
@@ -516,6 +569,27 @@ def report(truth: Truth, scored: dict[str, dict[str, tuple[float, float]]], desc
                 seconds = json.loads(config.read_text()).get("seconds")
                 lines.append(f"- {name}: training took {seconds} s wall (one thread), once for all genotypes")
     lines += ["", "noise floor (the table's own spread):", ""] + noise_table(truth)
+    return lines
+
+
+def selection_table(truth: Truth, scored: dict[str, dict[str, tuple[float, float]]],
+                    groups: dict[str, list[str]]) -> list[str]:
+    """The selection gains: each predictor's, a second training's (the ceiling of one real
+    training per candidate) and the truth's own (in-sample: flattered by its seed noise)."""
+    heads = " | ".join(f"best of {n}" for n in SELECTION_DRAWS)
+    lines = ["", "selection gain: the true residual (points above the random-draw curve) of the genotype an estimate "
+             "ranks first among n random draws of one band (mean over bands; 90 % interval on the middle n)", "",
+             f"| estimate | {heads} |", "|---|" + "---:|" * len(SELECTION_DRAWS)]
+    seed_cells, paired = seed_selection_row(truth)
+    lines.append(f"| *a second training (seed 0 vs 1, n={paired})* | " + " | ".join(seed_cells) + " |")
+    lines.append("| *the truth itself (in-sample)* | "
+                 + " | ".join(selection_row(truth.accuracy, truth.accuracy, truth.mflops, groups)) + " |")
+    for name, values in scored.items():
+        score = {g: v[0] for g, v in values.items() if math.isfinite(v[0])}
+        mine = {b: [g for g in m if g in score] for b, m in groups.items()}
+        mine = {b: m for b, m in mine.items() if len(m) >= 3}
+        if mine:
+            lines.append(f"| {name} | " + " | ".join(selection_row(score, truth.accuracy, truth.mflops, mine)) + " |")
     return lines
 
 

@@ -197,6 +197,45 @@ def test_pooled_residual_tau_sees_rank_within_cost_only():
     assert rd.Curve(fitted.coefficients, 0.0, 40).residual(fitted(8.0) + 0.01, 8.0) == pytest.approx(1.0)
 
 
+def test_selection_gain_is_the_best_of_n_draws_residual_in_points():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import itertools
+    import random_draw as rd
+
+    rng = __import__("random").Random(5)
+    bands = {b: [f"{b}-{i}" for i in range(9)] for b in ("2", "8")}
+    mflops = {g: float(b) * 2 ** rng.uniform(-0.1, 0.1) for b, ms in bands.items() for g in ms}
+    merit = {g: rng.gauss(0, 1) for g in mflops}
+    truth = {g: 0.85 + 0.02 * math.log2(mflops[g]) + 0.004 * merit[g] for g in mflops}
+    residual = {g: 100 * r for g, r in rd.residualise(truth, mflops, list(mflops)).items()}
+    knows = {g: 3 * math.log2(mflops[g]) + merit[g] for g in mflops}  # the merit, on another cost scale
+
+    def brute(estimate, n):  # every n-subset of each band, the estimate's favourite's true residual
+        own = rd.residualise(estimate, mflops, list(mflops))  # the estimate's value above its own curve
+        per_band = []
+        for ms in bands.values():
+            subsets = list(itertools.combinations(ms, n))
+            per_band.append(sum(residual[max(c, key=lambda g: own[g])] for c in subsets) / len(subsets))
+        return sum(per_band) / len(per_band)
+
+    noisy = {g: merit[g] + rng.gauss(0, 1) for g in mflops}
+    for n in (1, 3, 5, 9):
+        for estimate in (knows, noisy):
+            assert rd.selection_gain(estimate, truth, mflops, bands, n) == pytest.approx(brute(estimate, n), abs=1e-9)
+    # one draw is a random draw; knowing the merit gains more with every draw, and the whole band
+    # gives each band's best; the reverse of the merit loses as much
+    assert abs(rd.selection_gain(knows, truth, mflops, bands, 1)) < 0.05
+    gains = [rd.selection_gain(knows, truth, mflops, bands, n) for n in (2, 3, 5, 9)]
+    assert gains == sorted(gains) and gains[0] > 0.1
+    best = sum(max(residual[g] for g in ms) for ms in bands.values()) / 2
+    assert gains[-1] == pytest.approx(best)
+    reverse = {g: -merit[g] for g in mflops}
+    assert rd.selection_gain(reverse, truth, mflops, bands, 5) < -0.1
+    assert math.isnan(rd.selection_gain(knows, truth, mflops, bands, 10))  # no band has 10
+    lo, hi = rd.bootstrap_selection_gain(knows, truth, mflops, bands, 3, rounds=200)
+    assert lo < gains[1] < hi and lo > 0
+
+
 def _quality():
     sys.path.insert(0, str(ROOT / "benchmarks"))
     import bench_search_quality
