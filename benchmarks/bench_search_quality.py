@@ -94,6 +94,21 @@ ARMS: dict[str, list[str]] = {
 PICK_ARMS: dict[str, tuple[str, str]] = {
     "default-value": ("default", "value"),
 }
+#: Arms that take another arm's search as if it had trained fewer finalists: name -> (the
+#: search's arm, K). ``nas.search.finals.choose_finalists`` takes the top K/3 screening
+#: residuals of each tier, so the finals of K are a subset of the search's finals: the front
+#: is built from those real trainings alone, with no new search (``finalists_front``).
+FINALIST_ARMS: dict[str, tuple[str, int]] = {
+    "default-k9": ("default", 9),
+}
+#: Arms that take another arm's *screening* and train their own finals: name -> (the
+#: search's arm, fidelity settings changed). The source's folder is copied, its finals
+#: removed from the study, the settings changed in its config.json and the copy resumed, so
+#: the two arms differ only in the finals (``derive_search``). The screening's share of the
+#: source's time (its wall and CPU less its finals' trial seconds) is carried over.
+DERIVED_ARMS: dict[str, tuple[str, dict]] = {
+    "default-cost": ("default", {"finalists_by": "cost"}),
+}
 #: Arms measured by an earlier version of the project, kept in the table as they ran (their
 #: options no longer reproduce them). "final-rung": the same 3-epoch screening with an
 #: asynchronous last rung (the third promoted at epoch 3, from its 9th arrival on, trained
@@ -182,23 +197,105 @@ def ensure_search(arm: str, budget: int, seed: int) -> tuple[Path, dict]:
     return folder, record
 
 
+def derive_search(arm: str, budget: int, seed: int) -> None:
+    """Make ``arm``'s run folder from its source arm's (see :data:`DERIVED_ARMS`), unless it exists."""
+    import shutil
+
+    import optuna
+
+    import nas
+    from nas.runs.folder import read_config
+    from nas.runs.storage import open_study
+    from nas.runs.trial_attrs import FINAL_OF
+
+    folder = search_folder(arm, budget, seed)
+    if (folder / "config.json").is_file():
+        return
+    source_arm, changes = DERIVED_ARMS[arm]
+    source, source_timing = ensure_search(source_arm, budget, seed)
+    loaded = nas.load_run(str(source))
+    finals_seconds = float(loaded.trials[loaded.trials.reason.str.startswith("final of trial")].duration_s.fillna(0).sum())
+    at_once = max(1.0, (os.cpu_count() or 1) / float(loaded.config["resources"].get("cpus_per_trial") or 1))
+    shutil.copytree(source, folder, ignore=shutil.ignore_patterns(".lock", "picks"))
+    config = json.loads((folder / "config.json").read_text())
+    config["fidelity"].update(changes)
+    config["name"] = config["study_name"] = folder.name
+    study = open_study(source, read_config(source))
+    kept = optuna.create_study(directions=study.directions)
+    for t in study.get_trials(deepcopy=False):
+        if FINAL_OF not in t.user_attrs:
+            kept.add_trial(t)
+    (folder / "study.db").unlink()
+    optuna.copy_study(from_study_name=kept.study_name, from_storage=kept._storage,
+                      to_storage=f"sqlite:///{folder / 'study.db'}", to_study_name=folder.name)
+    (folder / "config.json").write_text(json.dumps(config, indent=1) + "\n")
+    folder.with_suffix(".timing.json").write_text(json.dumps({
+        "cpu_seconds": source_timing.get("cpu_seconds", 0.0) - finals_seconds,
+        "wall_seconds": max(0.0, source_timing.get("wall_seconds", 0.0) - finals_seconds / at_once),
+        "derived": f"the screening of {source_arm} ({source}), its finals removed: {finals_seconds:.0f} trial s",
+    }, indent=1) + "\n")
+
+
 # ------------------------------------------------------------------------ the picks
 
 
-def picks_of(run: Path, by: str = "accuracy") -> tuple[list, "object"]:
-    """The S/M/L picks of a run's front (as ``nas retrain --pick-by BY`` takes them) and the front."""
+def finalists_front(loaded, finalists: int):
+    """The run's front had it trained only ``finalists`` finalists: its full-fidelity trials
+    restricted to the finals ``choose_finalists`` gives for K = ``finalists`` (a subset of the
+    run's own, which must all be trained), and the front of those; (front, peers)."""
+    from nas.runs.views import pareto_frame
+    from nas.search.fidelity import FINAL_TIERS, Fidelity
+    from nas.search.finals import choose_finalists, screened_trials
+
+    fidelity = Fidelity.from_dict(loaded.config["fidelity"])
+    trained = int(fidelity.finalists)
+    if not fidelity.final_epochs or finalists > trained:
+        raise SystemExit(f"{loaded.path}: {finalists} finalists asked of a run that trained "
+                         f"{trained if fidelity.final_epochs else 0}")
+    chosen = {s.arch for s in choose_finalists(screened_trials(loaded.study, fidelity.screening_epochs),
+                                               finalists, FINAL_TIERS)}
+    trials = loaded.trials
+    full = loaded.full_fidelity
+    missing = chosen - set(full["arch"])
+    if missing:
+        raise SystemExit(f"{loaded.path}: {len(missing)} of the {finalists} finalists have no real training")
+    kept = trials[~trials.index.isin(full.index) | trials["arch"].isin(chosen)]
+    return pareto_frame(kept, loaded.config), full[full["arch"].isin(chosen)]
+
+
+def finalists_timing(run: Path, timing: dict, finalists: int) -> dict:
+    """The search's timing had it trained only ``finalists`` finals: a projection, not a
+    measurement. The dropped finals' trial seconds come off the CPU seconds (one thread each),
+    and off the wall time divided by the trials that ran at once (this machine's cores over
+    the run's CPUs per trial)."""
+    import nas
+
+    loaded = nas.load_run(str(run))
+    _, kept = finalists_front(loaded, finalists)
+    full = loaded.full_fidelity
+    dropped = float(full[~full["arch"].isin(set(kept["arch"]))]["duration_s"].fillna(0).sum())
+    at_once = max(1.0, (os.cpu_count() or 1) / float(loaded.config["resources"].get("cpus_per_trial") or 1))
+    return {**timing, "cpu_seconds": timing.get("cpu_seconds", 0.0) - dropped,
+            "wall_seconds": max(0.0, timing.get("wall_seconds", 0.0) - dropped / at_once),
+            "projected": f"{finalists} of the run's finals: {dropped:.0f} trial seconds dropped"}
+
+
+def picks_of(run: Path, by: str = "accuracy", finalists: int | None = None) -> tuple[list, "object"]:
+    """The S/M/L picks of a run's front (as ``nas retrain --pick-by BY`` takes them) and the
+    front; with ``finalists``, of the front of that many finals (:func:`finalists_front`)."""
     import nas
     from nas.picks import pick_tiers
 
     loaded = nas.load_run(str(run))
-    front = loaded.pareto
+    front, peers = finalists_front(loaded, finalists) if finalists else (loaded.pareto, loaded.full_fidelity)
     if front.empty:
         raise SystemExit(f"{run}: the front is empty; nothing to pick")
-    return pick_tiers(front, by=by, peers=loaded.full_fidelity if by == "value" else None), front
+    return pick_tiers(front, by=by, peers=peers if by == "value" else None), front
 
 
-def quality_jobs(arm: str, run: Path, budget: int, search_seed: int, timing: dict, by: str = "accuracy") -> list[dict]:
-    picks, front = picks_of(run, by)
+def quality_jobs(arm: str, run: Path, budget: int, search_seed: int, timing: dict, by: str = "accuracy",
+                 finalists: int | None = None) -> list[dict]:
+    picks, front = picks_of(run, by, finalists)
     from evaluators.cost import measure_cost
 
     jobs = []
@@ -265,6 +362,7 @@ def _train_worker(payload: tuple[list[dict], int]) -> int:
 
 def run(args) -> None:
     search_arm, by = PICK_ARMS.get(args.arm, (args.arm, args.pick_by))
+    search_arm, finalists = FINALIST_ARMS.get(args.arm, (search_arm, None))
     if args.run:
         import nas
 
@@ -277,11 +375,16 @@ def run(args) -> None:
         else:  # a finished run records no process-tree CPU: its trials' own seconds (one thread each)
             timing = {"cpu_seconds": float(run.trials.duration_s.fillna(0).sum()), "wall_seconds": 0.0}
     else:
-        if search_arm not in ARMS:
-            raise SystemExit(f"--arm {args.arm!r}: one of {', '.join([*ARMS, *PICK_ARMS])}, or give --run FOLDER")
+        if search_arm not in ARMS and search_arm not in DERIVED_ARMS:
+            raise SystemExit(f"--arm {args.arm!r}: one of {', '.join([*ARMS, *PICK_ARMS, *FINALIST_ARMS, *DERIVED_ARMS])}, "
+                             "or give --run FOLDER")
+        if search_arm in DERIVED_ARMS:
+            derive_search(search_arm, args.budget, args.seed)
         run_folder, timing = ensure_search(search_arm, args.budget, args.seed)
         budget = args.budget
-    jobs = quality_jobs(args.arm, run_folder, budget, args.seed, timing, by)
+    if finalists:  # the search's time as if it had trained only these finals
+        timing = finalists_timing(run_folder, timing, finalists)
+    jobs = quality_jobs(args.arm, run_folder, budget, args.seed, timing, by, finalists)
     if args.workers <= 1:
         total = train_picks(jobs, Reference(epochs=args.epochs))
     else:
@@ -381,6 +484,10 @@ def arms(args) -> None:
         print(f"{name:16s} nas search --space {SPACE} --budget B --seed S {shlex.join(options)}")
     for name, (search_arm, by) in PICK_ARMS.items():
         print(f"{name:16s} the search of {search_arm}, picked with nas retrain --pick-by {by}")
+    for name, (search_arm, changes) in DERIVED_ARMS.items():
+        print(f"{name:16s} the screening of {search_arm}, its finals trained again with {changes}")
+    for name, (search_arm, k) in FINALIST_ARMS.items():
+        print(f"{name:16s} the search of {search_arm}, its front from {k} of its finals (a subset; time projected)")
 
 
 def main() -> None:

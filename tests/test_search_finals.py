@@ -9,6 +9,7 @@ import math
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -36,6 +37,11 @@ def test_finals_are_one_step_after_the_screening_and_round_trip_through_the_conf
         Fidelity.from_options(final_epochs=-1)
     with pytest.raises(NasInputError, match="--finalists must be >= 1"):
         Fidelity.from_options(final_epochs=1, finalists=0)
+    by_cost = Fidelity.from_options(finalists_by="cost")
+    assert Fidelity.from_dict(by_cost.to_dict()) == by_cost and by_cost.to_dict()["finalists_by"] == "cost"
+    assert Fidelity.from_dict(older).finalists_by == OLDER_RUNS_FIDELITY["finalists_by"] == "screening"
+    with pytest.raises(NasInputError, match="--finalists-by 'best': expected one of screening, cost"):
+        Fidelity.from_options(finalists_by="best")
 
 
 def test_the_finals_train_on_all_the_search_images_at_full_size():
@@ -62,6 +68,50 @@ def test_finalists_are_spread_over_the_cost_tiers_by_their_residual_above_the_sc
     assert [s.number for s in chosen] == [1, 3, 5, 6, 9, 11], "the two best residuals of each tier, cheapest first"
     # the most accurate networks overall are the costliest: raw accuracy would have chosen them
     assert {s.number for s in choose_finalists(_screening(points), count=3, tiers=3)} == {3, 6, 9}
+
+
+def test_finalists_by_cost_are_evenly_spaced_in_each_tier_whatever_the_screening_says():
+    mflops = [2 ** (1 + i / 8) for i in range(24)]  # 2 to ~15 MFLOPs, 8 per tier of 3
+    noise = [0.0, 0.03, -0.02, 0.05, 0.01, -0.04, 0.02, 0.0]
+    points = [(m, 0.8 + 0.02 * math.log2(m) + noise[i % 8]) for i, m in enumerate(mflops)]
+    chosen = choose_finalists(_screening(points), count=6, tiers=3, by="cost")
+    assert [s.number for s in chosen] == [2, 6, 10, 14, 18, 22], "the centres of two halves of each tier"
+    flipped = [(m, 1.6 - a) for m, a in points]  # the screening's ranking reversed: the same finalists
+    assert choose_finalists(_screening(flipped), count=6, tiers=3, by="cost") == [
+        Screened(s.number, s.arch, 1.6 - s.accuracy, s.mflops) for s in chosen]
+    unscored = [Screened(s.number, s.arch, math.nan, s.mflops) for s in _screening(points)]
+    assert [s.number for s in choose_finalists(unscored, count=6, tiers=3, by="cost")] == [2, 6, 10, 14, 18, 22]
+    assert choose_finalists(unscored, count=6, tiers=3) == [], "the screening rule needs a proxy accuracy"
+    thin = _screening([(1.0, 0.8)] + [(8.0 + i, 0.85) for i in range(6)])
+    assert len(choose_finalists(thin, count=4, tiers=3, by="cost")) == 4 and 0 in {
+        s.number for s in choose_finalists(thin, count=4, tiers=3, by="cost")}
+
+
+def test_the_cost_rule_pools_pruned_candidates_too():
+    import optuna
+
+    from nas.runs.trial_attrs import ACCURACY_CURVE, ARCH, FIDELITY, FINAL_OF, MFLOPS
+    from nas.search.finals import pending_finalists, screened_trials
+
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    dist = {"x": optuna.distributions.FloatDistribution(0, 1)}
+
+    def add(state, number, fidelity, curve, **extra):
+        attrs = {ARCH: f"a{number}", MFLOPS: 2.0 + number, FIDELITY: fidelity, ACCURACY_CURVE: curve, **extra}
+        values = [curve[-1], 2.0 + number] if state == optuna.trial.TrialState.COMPLETE else None
+        study.add_trial(optuna.trial.create_trial(state=state, values=values, params={"x": 0.5}, distributions=dist,
+                                                  user_attrs=attrs))
+
+    done, pruned = optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED
+    add(done, 0, 3, [0.5, 0.6, 0.7])
+    add(pruned, 1, 1, [0.4])
+    add(done, 2, 3, [0.5, 0.6, 0.65])
+    add(done, 3, 4, [0.5, 0.6, 0.7, 0.8], **{FINAL_OF: 0})  # a final: never a screened candidate
+    assert [s.number for s in screened_trials(study, 3)] == [0, 2]
+    both = screened_trials(study, 3, pruned_too=True)
+    assert [(s.number, s.accuracy) for s in both] == [(0, 0.7), (1, 0.4), (2, 0.65)]
+    fidelity = Fidelity.from_options(final_epochs=1, finalists=3, finalists_by="cost")
+    assert [s.number for s in pending_finalists(study, fidelity)] == [1, 2], "trial 0 has its final"
 
 
 def test_a_thin_tier_gives_its_places_to_the_best_of_the_rest_and_the_choice_is_deterministic():
@@ -120,6 +170,7 @@ def test_a_search_with_finals_decides_its_front_by_the_real_training_and_resumes
     assert last.val_accuracy == pytest.approx(best.accuracy, abs=1e-6)
     counted = sum(1 for t in study.get_trials(deepcopy=False) if counts_against_budget(t))
     assert counted == 12, "the finals do not count against the budget"
+    _fewer_finalists_are_a_subset_of_the_finals(run, study, fidelity)
 
     # a finals round cut short: drop two finals, resume; exactly those two train again
     kept = [t for t in study.get_trials(deepcopy=False) if t.number not in set(finals.number[:2])]
@@ -139,3 +190,19 @@ def test_a_search_with_finals_decides_its_front_by_the_real_training_and_resumes
     proc = subprocess.run([sys.executable, "-m", "nas", "search", "--resume", str(run_path), "--status-interval", "5"],
                           capture_output=True, text=True, timeout=600, env=env)
     assert proc.returncode == 0 and "finals:" not in proc.stderr, "a finished run trains nothing more"
+
+
+def _fewer_finalists_are_a_subset_of_the_finals(run, study, fidelity):
+    """bench_search_quality's K-finalist arms: the front of a run had it trained K < its finals."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import bench_search_quality as quality
+    from nas.search.fidelity import FINAL_TIERS
+    from nas.search.finals import choose_finalists, screened_trials
+
+    two = {s.arch for s in choose_finalists(screened_trials(study, fidelity.screening_epochs), 2, FINAL_TIERS)}
+    front, peers = quality.finalists_front(run, 2)
+    assert set(peers.arch) == two and len(peers) == 2
+    assert set(front.arch) <= two and not front.empty
+    assert set(quality.finalists_front(run, 4)[0].arch) == set(run.pareto.arch)
+    with pytest.raises(SystemExit, match="5 finalists asked of a run that trained 4"):
+        quality.finalists_front(run, 5)

@@ -81,6 +81,10 @@ def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> ar
                           "images at full size, and that decides the front (default 1; 0: no finals, the proxy decides)")
     fid.add_argument("--finalists", type=int, default=None, metavar="K",
                      help="candidates the finals train for real (default 15: 5 per cost tier)")
+    fid.add_argument("--finalists-by", default=None, choices=("screening", "cost"),
+                     help="how each cost tier's finalists are chosen: 'screening' - the best residuals above the "
+                          "screening's cost curve (default); 'cost' - evenly spaced in cost among every screened "
+                          "candidate, the proxy's ranking unused")
     fid.add_argument("--proxy-resolution", type=int, default=None, metavar="PX",
                      help="square size the proxy trains at, images shrunk, never enlarged (default 14; 0: the data's own size)")
 
@@ -120,7 +124,7 @@ RUN_DEFINING = {
     "max_mflops": "--max-mflops", "max_params": "--max-params", "sampler": "--sampler", "seed": "--seed",
     "name": "--name", "trial_memory": "--trial-memory",
     "trial_cpu_limit": "--trial-cpu-limit", **{dest: "--" + dest.replace("_", "-") for dest in (
-        "epochs", "min_epochs", "eta", "promotion", "train_size", "val_size", "batch_size", "lr", "final_epochs", "finalists", "screen_size")},
+        "epochs", "min_epochs", "eta", "promotion", "train_size", "val_size", "batch_size", "lr", "final_epochs", "finalists", "finalists_by", "screen_size")},
     "proxy_resolution": "--proxy-resolution", "proxy": "--proxy", "supernet": "--supernet",
 }
 # Settings taken from the options when given (setting name -> option dest); the rest keep their default.
@@ -160,7 +164,7 @@ def settings_from(args: argparse.Namespace):
         values["fidelity"] = Fidelity.from_options(
             min_epochs=args.min_epochs, eta=args.eta, train_size=args.train_size, batch_size=args.batch_size,
             lr=args.lr, promotion=args.promotion, supernet=str(supernet.folder.resolve()) if supernet else None,
-            final_epochs=args.final_epochs, finalists=args.finalists, **options)
+            final_epochs=args.final_epochs, finalists=args.finalists, finalists_by=args.finalists_by, **options)
     return SearchSettings(download=args.download, verbose=args.verbose, **values), supernet
 
 

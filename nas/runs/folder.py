@@ -58,7 +58,7 @@ CONFIG_FORMAT = 1
 # --final-epochs (and the finalists a resume with finals would take: Fidelity's default), one
 # one-shot score before --screen-size.
 OLDER_RUNS_FIDELITY = {"resolution": 14, "promotion": "asha", "proxy": "scratch", "supernet": None,
-                       "final_epochs": 0, "finalists": 15, "screen_size": 0}
+                       "final_epochs": 0, "finalists": 15, "finalists_by": "screening", "screen_size": 0}
 _REQUIRED_KEYS = ("study_name", "objectives", "fidelity")
 
 

@@ -35,6 +35,10 @@ DEFAULT_FINAL_EPOCHS = 1
 DEFAULT_FINALISTS = 15
 #: Log-cost tiers the finalists are spread over (the S/M/L of the picks).
 FINAL_TIERS = 3
+#: How the finalists are chosen within a tier (``--finalists-by``): "screening" - the best
+#: residuals above the screening's own cost curve; "cost" - evenly spaced in log-cost among
+#: every screened candidate, the screening's accuracy unused (``nas.search.finals``).
+FINALIST_RULES = ("screening", "cost")
 
 
 @dataclass(frozen=True)
@@ -64,6 +68,8 @@ class Fidelity:
     #: their full-fidelity accuracy, so the front is decided by real training. 0: no finals.
     final_epochs: int = DEFAULT_FINAL_EPOCHS
     finalists: int = DEFAULT_FINALISTS
+    #: How each tier's finalists are chosen (:data:`nas.search.finals.FINALIST_RULES`).
+    finalists_by: str = "screening"
     #: Held-out images of the finals (set by :meth:`bound` from the data's size).
     final_val_size: int = FINAL_VAL_SIZE
     #: Staged one-shot scoring: with a supernet, step 1 of a trial is its score on this many
@@ -79,7 +85,7 @@ class Fidelity:
                      lr: Optional[float] = None, resolution: Optional[int] = None,
                      promotion: Optional[str] = None, supernet: Optional[str] = None,
                      final_epochs: Optional[int] = None, finalists: Optional[int] = None,
-                     screen_size: Optional[int] = None) -> "Fidelity":
+                     screen_size: Optional[int] = None, finalists_by: Optional[str] = None) -> "Fidelity":
         """Validated fidelity from the ``nas search`` options (None: not given, the default);
         bad values -> :class:`NasInputError` naming the flag. ``resolution`` 0: the data's own size."""
         base = cls()
@@ -92,8 +98,11 @@ class Fidelity:
             supernet=str(supernet) if supernet else None,
             final_epochs=int(final_epochs if final_epochs is not None else base.final_epochs),
             finalists=int(finalists if finalists is not None else base.finalists),
+            finalists_by=finalists_by if finalists_by is not None else base.finalists_by,
             screen_size=int(screen_size or 0),
         )
+        if fid.finalists_by not in FINALIST_RULES:
+            raise NasInputError(f"--finalists-by {fid.finalists_by!r}: expected one of {', '.join(FINALIST_RULES)}")
         if fid.screen_size < 0:
             raise NasInputError(f"--screen-size must be >= 0 (0: no screen), got {fid.screen_size}")
         if fid.screen_size and not fid.supernet:
@@ -120,7 +129,8 @@ class Fidelity:
                 "val_size": p.val_size, "batch_size": p.batch_size, "lr": p.lr, "resolution": p.resolution or 0,
                 "promotion": self.promotion, "rungs": self.rungs(),
                 "proxy": "supernet" if self.supernet else "scratch", "supernet": self.supernet,
-                "final_epochs": self.final_epochs, "finalists": self.finalists, "full_fidelity": self.epochs,
+                "final_epochs": self.final_epochs, "finalists": self.finalists, "finalists_by": self.finalists_by,
+                "full_fidelity": self.epochs,
                 "screen_size": self.screen_size}
 
     @classmethod
@@ -133,6 +143,7 @@ class Fidelity:
         # older runs: scratch, no finals
         return cls.from_options(**{k: d[k] for k in keys}, supernet=d.get("supernet"),
                                 final_epochs=d.get("final_epochs", 0), finalists=d.get("finalists"),
+                                finalists_by=d.get("finalists_by"),
                                 screen_size=d.get("screen_size", 0))  # older one-shot runs: one score
 
     def bound(self, dataset: str, data_dir: Optional[str], seed: int, train_images: Optional[int] = None) -> "Fidelity":
@@ -207,4 +218,4 @@ def _check_options(fid: Fidelity, epochs: int, sizes: tuple[int, int], batch: in
         raise NasInputError(f"--proxy-resolution must be >= 4 (or 0: the data's own size), got {px}")
 
 
-__all__ = ["DEFAULT_FINAL_EPOCHS", "DEFAULT_FINALISTS", "FINAL_TIERS", "Fidelity", "PROMOTIONS", "SCREENING_EPOCHS"]
+__all__ = ["DEFAULT_FINAL_EPOCHS", "DEFAULT_FINALISTS", "FINALIST_RULES", "FINAL_TIERS", "Fidelity", "PROMOTIONS", "SCREENING_EPOCHS"]

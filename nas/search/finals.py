@@ -14,6 +14,10 @@ finals spend the real trainings where that ranking matters:
    ``finalists`` split evenly among the tiers (a tier with too few candidates gives its
    places to the best of the rest). Ties go to the lower trial number, so the same screening
    always gives the same finalists (a resumed run trains the ones it is missing).
+   ``--finalists-by cost`` does not trust the screening's ranking at all
+   (``benchmarks/bench_fidelity.py`` measures it below a random choice within a cost band):
+   the pool is every candidate the screening trained (pruned ones too), and each tier sends
+   members evenly spaced in log-cost, whatever their proxy accuracy.
 2. **Train** (:func:`run_finals`): each finalist trains ``final_epochs`` epochs from scratch on
    every image of the search's carve but its held-out ones, at the data's own size
    (``Fidelity.final_proxy``), in parallel on Ray like the screening. The held-out images are
@@ -37,6 +41,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
 from ray.tune import Callback
 
 from nas.picks import cost_residuals
+from nas.search.fidelity import FINALIST_RULES
 from nas.runs.trial_attrs import (
     ACCURACY_CURVE,
     ARCH,
@@ -68,25 +73,41 @@ class Screened:
     mflops: float
 
 
-def choose_finalists(screened: Sequence[Screened], count: int, tiers: int) -> list[Screened]:
-    """The ``count`` finalists of ``screened``, spread over ``tiers`` log-MFLOPs tiers and ranked
-    within each by their residual above the screening's own cost curve (see the module doc).
-    Returned cheapest first."""
-    pool = _one_per_genotype([s for s in screened if math.isfinite(s.accuracy) and s.mflops > 0])
+def choose_finalists(screened: Sequence[Screened], count: int, tiers: int, by: str = "screening") -> list[Screened]:
+    """The ``count`` finalists of ``screened``, spread over ``tiers`` log-MFLOPs tiers and, within
+    each, ranked by their residual above the screening's own cost curve (``by="screening"``)
+    or taken evenly spaced in log-cost (``by="cost"``; see the module doc). Returned cheapest first."""
+    usable = [s for s in screened if s.mflops > 0 and (by == "cost" or math.isfinite(s.accuracy))]
+    pool = _one_per_genotype(usable)
     if len(pool) <= count:
         return sorted(pool, key=lambda s: (s.mflops, s.number))
-    residual = cost_residuals([s.mflops for s in pool], [s.accuracy for s in pool])
     logs = [math.log2(s.mflops) for s in pool]
     lo, hi = min(logs), max(logs)
     width = (hi - lo) / tiers or 1.0
     tier_of = [min(tiers - 1, int((x - lo) / width)) for x in logs]
-    ranked = sorted(range(len(pool)), key=lambda i: (-residual[i], pool[i].number))
     quotas = [count // tiers + (1 if t < count % tiers else 0) for t in range(tiers)]
-    chosen: list[int] = []
+    if by == "cost":
+        chosen = []
+        for t in range(tiers):
+            members = sorted((i for i in range(len(pool)) if tier_of[i] == t), key=lambda i: (logs[i], pool[i].number))
+            chosen += _evenly_spaced(members, quotas[t])
+        rest = sorted((i for i in range(len(pool)) if i not in chosen), key=lambda i: (logs[i], pool[i].number))
+        chosen += _evenly_spaced(rest, count - len(chosen))  # places a thin tier left
+        return sorted((pool[i] for i in chosen), key=lambda s: (s.mflops, s.number))
+    residual = cost_residuals([s.mflops for s in pool], [s.accuracy for s in pool])
+    ranked = sorted(range(len(pool)), key=lambda i: (-residual[i], pool[i].number))
+    chosen = []
     for t in range(tiers):
         chosen += [i for i in ranked if tier_of[i] == t][:quotas[t]]
     chosen += [i for i in ranked if i not in chosen][:count - len(chosen)]  # places a thin tier left
     return sorted((pool[i] for i in chosen), key=lambda s: (s.mflops, s.number))
+
+
+def _evenly_spaced(ordered: list[int], k: int) -> list[int]:
+    """``k`` members of ``ordered`` at the centres of ``k`` equal slices of it (all when fewer)."""
+    if k >= len(ordered):
+        return list(ordered)
+    return [ordered[int((j + 0.5) * len(ordered) / k)] for j in range(k)]
 
 
 def _one_per_genotype(pool: list[Screened]) -> list[Screened]:
@@ -96,16 +117,24 @@ def _one_per_genotype(pool: list[Screened]) -> list[Screened]:
     return list(first.values())
 
 
-def screened_trials(study: "optuna.Study", screening_epochs: int) -> list[Screened]:
+def screened_trials(study: "optuna.Study", screening_epochs: int, pruned_too: bool = False) -> list[Screened]:
     """The screening's candidates in ``study``: COMPLETE trials trained to the proxy's last
-    epoch (not the finals, not the duplicates answered from an earlier trial)."""
+    epoch (not the finals, not the duplicates answered from an earlier trial); with
+    ``pruned_too`` also every candidate successive halving stopped earlier (its accuracy: its
+    last epoch's)."""
     out = []
     for t in study.get_trials(deepcopy=False):
         ua = t.user_attrs
-        if (t.state.name != "COMPLETE" or not t.values or FINAL_OF in ua or DUPLICATE_OF in ua
-                or int(ua.get(FIDELITY, 0)) != screening_epochs):
+        if FINAL_OF in ua or DUPLICATE_OF in ua:
             continue
-        out.append(Screened(t.number, str(ua.get(ARCH, "")), float(t.values[0]), float(ua.get(MFLOPS, math.nan))))
+        if t.state.name == "COMPLETE" and t.values and int(ua.get(FIDELITY, 0)) == screening_epochs:
+            accuracy = float(t.values[0])
+        elif pruned_too and t.state.name in ("COMPLETE", "PRUNED") and int(ua.get(FIDELITY, 0)) >= 1:
+            curve = ua.get(ACCURACY_CURVE) or [math.nan]
+            accuracy = float(curve[-1])
+        else:
+            continue
+        out.append(Screened(t.number, str(ua.get(ARCH, "")), accuracy, float(ua.get(MFLOPS, math.nan))))
     return out
 
 
@@ -120,7 +149,9 @@ def pending_finalists(study: "optuna.Study", fidelity: Any) -> list[Screened]:
         return []
     from nas.search.fidelity import FINAL_TIERS
 
-    chosen = choose_finalists(screened_trials(study, fidelity.screening_epochs), fidelity.finalists, FINAL_TIERS)
+    by = fidelity.finalists_by
+    screened = screened_trials(study, fidelity.screening_epochs, pruned_too=by == "cost")
+    chosen = choose_finalists(screened, fidelity.finalists, FINAL_TIERS, by)
     done = finals_done(study)
     return [s for s in chosen if s.number not in done]
 
@@ -235,5 +266,5 @@ class _FinalsRecorder(Callback):
             self.on_recorded()
 
 
-__all__ = ["Screened", "choose_finalists", "finals_done", "pending_finalists", "record_final",
+__all__ = ["FINALIST_RULES", "Screened", "choose_finalists", "finals_done", "pending_finalists", "record_final",
            "run_finals", "screened_trials"]
