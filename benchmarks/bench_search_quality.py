@@ -25,6 +25,8 @@ design) is printed beside them.
     python benchmarks/bench_search_quality.py run --arm reference --run results/reference
     python benchmarks/bench_search_quality.py run --arm default --budget 200 --workers 2
     python benchmarks/bench_search_quality.py run --arm default-value --budget 200          # same search, value picks
+    python benchmarks/bench_search_quality.py run --arm default-k9 --budget 200 --workers 2  # same search, 9 of its finals
+    python benchmarks/bench_search_quality.py run --arm default-cost --budget 200 --workers 2  # same screening, finals by cost
     python benchmarks/bench_search_quality.py report
     python benchmarks/bench_search_quality.py arms                                    # what each arm runs
 
@@ -494,7 +496,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("run", help="search (or take --run) and train the picks, appending rows")
-    p.add_argument("--arm", required=True, help=f"one of {', '.join(ARMS)}; with --run, any name for that folder")
+    p.add_argument("--arm", required=True, help=f"one of {', '.join([*ARMS, *PICK_ARMS, *FINALIST_ARMS, *DERIVED_ARMS])}; "
+                   "with --run, any name for that folder")
     p.add_argument("--run", help="an existing run folder instead of a search")
     p.add_argument("--budget", type=int, default=200)
     p.add_argument("--seed", type=int, default=0, help="the search's seed")
