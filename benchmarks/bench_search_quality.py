@@ -454,17 +454,19 @@ def report(args) -> None:
     if baseline is not None:
         print(f"MobileNetV2-3x3 (the hand design): {100 * baseline:.2f} % at {base_mflops:.2f} MFLOPs, "
               f"residual {curve.residual(baseline, base_mflops):+.2f} points ({len(base)} seed(s))")
-    by_arm: dict[tuple[str, int], list[dict]] = {}  # one search per (arm, budget)
+    by_arm: dict[tuple[str, int, int], list[dict]] = {}  # one search per (arm, budget, search seed)
     for r in read_table(QUALITY_CSV):
         if int(r["epochs"]) == args.epochs:
-            by_arm.setdefault((r["arm"], int(r["budget"])), []).append(r)
+            by_arm.setdefault((r["arm"], int(r["budget"]), int(r["search_seed"] or 0)), []).append(r)
     print()
     print("| arm | budget | picks (MFLOPs: residual) | mean residual [90 % CI] | lowest pick | front span | "
           "S/M/L spacing | beats MobileNetV2 by 0.5 at <= 6.3 MFLOPs | search CPU s | search wall s |")
     print("|---|---:|---|---:|---:|---:|---:|---|---:|---:|")
     details = []
-    for (arm, budget), rows in sorted(by_arm.items()):
+    for (arm, budget, search_seed), rows in sorted(by_arm.items()):
         s = arm_summary(rows, curve, baseline)
+        if search_seed:  # a second search of the arm: its run-to-run spread
+            arm = f"{arm} (search seed {search_seed})"
         picks = ", ".join(f"{name} {p['mflops']:.2f}: {p['residual']:+.2f}" for name, p in s["picks"])
         print(f"| {arm} | {s['budget']} | {picks} | {s['mean']:+.2f} [{s['interval'][0]:+.2f}, {s['interval'][1]:+.2f}] "
               f"({s['rows']} rows) | {s['lowest']:+.2f} | {s['span']:.1f}x | "
@@ -474,7 +476,17 @@ def report(args) -> None:
             accs = ", ".join(f"seed {k}: {100 * v:.2f} %" for k, v in sorted(p["seeds"].items()))
             details.append(f"- {arm} (budget {budget}) {name}: {p['mflops']:.2f} MFLOPs, {accs}, mean {100 * p['accuracy']:.2f} %, "
                            f"residual {p['residual']:+.2f}; `{p['genotype']}`")
-    retired = sorted({arm for arm, _ in by_arm if arm in RETIRED_ARMS})
+    searched_again = sorted({(arm, budget) for arm, budget, seed in by_arm if seed})
+    if searched_again:
+        print("\nOver every search of an arm (its picks' rows pooled; the interval resamples rows, not searches):")
+        for arm, budget in searched_again:
+            keys = [k for k in sorted(by_arm) if k[:2] == (arm, budget)]
+            residuals = [curve.residual(float(r["val_accuracy"]), float(r["mflops"])) for k in keys for r in by_arm[k]]
+            means = ", ".join(f"seed {k[2]} {arm_summary(by_arm[k], curve, baseline)['mean']:+.2f}" for k in keys)
+            low, high = bootstrap_mean(residuals)
+            print(f"- {arm} (budget {budget}), {len(keys)} searches ({means}): mean residual "
+                  f"{sum(residuals) / len(residuals):+.2f} [{low:+.2f}, {high:+.2f}] ({len(residuals)} rows)")
+    retired = sorted({arm for arm, _, _ in by_arm if arm in RETIRED_ARMS})
     for arm in retired:
         print(f"\n{arm}: {RETIRED_ARMS[arm]}; measured by an earlier version, not reproducible with today's options")
     print()

@@ -271,6 +271,30 @@ def test_search_quality_summary_of_an_arm():
     assert s["beats_baseline"] == ["m"], "s is below the baseline; l costs more than 6.3 MFLOPs"
 
 
+def test_search_quality_report_keeps_each_search_of_an_arm_apart_and_pools_them(tmp_path, monkeypatch, capsys):
+    """Two searches of one arm (search seeds 0 and 1) are two rows of the table and one pooled line."""
+    import argparse
+
+    q = _quality()
+    monkeypatch.setattr(q, "QUALITY_CSV", tmp_path / "quality.csv")
+    curve, _ = q.random_draw_curve(3)
+    common = {"arm": "default", "budget": "200", "epochs": "3", "front_mflops_min": "2.0", "front_mflops_max": "10.0",
+              "search_cpu_seconds": "100", "search_wall_seconds": "60"}
+    for search_seed, delta in ((0, 0.002), (1, 0.006)):
+        for name, m in (("s", 2.0), ("m", 4.0), ("l", 8.0)):
+            for seed in (0, 1):
+                q.append_row({**common, "search_seed": str(search_seed), "pick": name, "mflops": str(m),
+                              "seed": str(seed), "genotype": f"{name}{search_seed}", "job": f"{search_seed}{name}{seed}",
+                              "val_accuracy": str(curve(m) + delta)}, q.QUALITY_CSV, q.COLUMNS,
+                             key=("arm", "budget", "job", "epochs"))
+    q.report(argparse.Namespace(epochs=3))
+    out = capsys.readouterr().out
+    table = [line for line in out.splitlines() if line.startswith("| default")]
+    assert len(table) == 2 and "+0.20 [" in table[0] and table[1].startswith("| default (search seed 1) |")
+    assert "+0.60 [" in table[1]
+    assert "2 searches (seed 0 +0.20, seed 1 +0.60): mean residual +0.40" in out
+
+
 def test_the_tilted_draw_is_the_one_the_ground_truth_was_selected_with():
     """300 seeded draws per band, genotype and log importance weight each, hash to what they were
     when benchmarks/ground_truth/mdconv-genotypes.csv was selected: a change to the space's draw
