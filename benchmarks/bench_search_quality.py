@@ -318,10 +318,14 @@ def quality_jobs(arm: str, run: Path, budget: int, search_seed: int, timing: dic
     return jobs
 
 
-def _done(arm: str, budget) -> set[tuple[str, int]]:
-    """The (job, seed) pairs the table holds for this arm at this budget."""
+#: What makes a row of the table one: an arm's search (budget, search seed) and one training.
+ROW_KEY = ("arm", "budget", "search_seed", "job", "epochs")
+
+
+def _done(arm: str, budget, search_seed) -> set[tuple[str, int]]:
+    """The (job, seed) pairs the table holds for this arm's search at this budget and seed."""
     return {(r["job"], int(r["seed"])) for r in read_table(QUALITY_CSV)
-            if r["arm"] == arm and str(r["budget"]) == str(budget)}
+            if r["arm"] == arm and str(r["budget"]) == str(budget) and str(r["search_seed"]) == str(search_seed)}
 
 
 def train_picks(jobs: list[dict], settings: Reference) -> int:
@@ -333,7 +337,7 @@ def train_picks(jobs: list[dict], settings: Reference) -> int:
     loaded = {"data": None}
 
     def done(job: dict) -> bool:
-        return (job["job"], int(job["seed"])) in _done(job["arm"], job["budget"])
+        return (job["job"], int(job["seed"])) in _done(job["arm"], job["budget"], job["search_seed"])
 
     def train(job: dict) -> bool:
         known = truth.get((job["job"], settings.epochs))
@@ -351,7 +355,7 @@ def train_picks(jobs: list[dict], settings: Reference) -> int:
         out = {**job, "epochs": settings.epochs, "val_accuracy": row["val_accuracy"], "val_loss": row["val_loss"],
                "source": source, "machine": machine(), "commit": commit_id(),
                "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-        if not append_row(out, QUALITY_CSV, COLUMNS, key=("arm", "budget", "job", "epochs")):
+        if not append_row(out, QUALITY_CSV, COLUMNS, key=ROW_KEY):
             return False
         print(f"[{job['arm']}] {job['pick']} seed {job['seed']}: {float(out['val_accuracy']):.2%} ({source})", flush=True)
         return True

@@ -284,9 +284,9 @@ def test_search_quality_report_keeps_each_search_of_an_arm_apart_and_pools_them(
         for name, m in (("s", 2.0), ("m", 4.0), ("l", 8.0)):
             for seed in (0, 1):
                 q.append_row({**common, "search_seed": str(search_seed), "pick": name, "mflops": str(m),
-                              "seed": str(seed), "genotype": f"{name}{search_seed}", "job": f"{search_seed}{name}{seed}",
+                              "seed": str(seed), "genotype": name, "job": f"{name}{seed}",
                               "val_accuracy": str(curve(m) + delta)}, q.QUALITY_CSV, q.COLUMNS,
-                             key=("arm", "budget", "job", "epochs"))
+                             key=q.ROW_KEY)
     q.report(argparse.Namespace(epochs=3))
     out = capsys.readouterr().out
     table = [line for line in out.splitlines() if line.startswith("| default")]
