@@ -69,14 +69,14 @@ def inherited(folder: str | Path, arch, data: ProxyData, stage: ScoringStage | N
     """A search trial's score by inherited weights: (the subnet, BN recalibrated on the trial's
     training images, ready to fine-tune; its :class:`nas.training.EpochResult` on the trial's
     validation images), on ``stage``'s part of those images (None: all of them)."""
-    from nas.supernet.scoring import recalibrate
-    from nas.training import EpochResult, evaluate
+    from nas.supernet.scoring import evaluate_folded, recalibrate
+    from nas.training import EpochResult
 
     started = time.perf_counter()
     supernet = _cached_supernet(str(folder))
     calibration, val = stage.take(data.train, data.val) if stage else (data.train, data.val)
     model = recalibrate(supernet.subnet(arch), calibration)
-    result = evaluate(model, val)
+    result = evaluate_folded(model, val)  # on a copy: the model may be fine-tuned next
     seconds = time.perf_counter() - started
     return model, EpochResult(epoch=1, epochs=1, train_loss=float("nan"), val_loss=result.loss,
                               val_accuracy=result.accuracy, images_per_s=float("nan"), seconds=seconds,

@@ -64,6 +64,9 @@ class InvertedResidual(_BlockBase):
     :func:`nas.layers.squeeze_excite.se_channels`.
     """
 
+    #: Which conv each batch norm follows (:func:`nas.layers.fold.fold_batchnorm`).
+    conv_bn_pairs = (("conv_pw", "bn1"), ("conv_dw", "bn2"), ("conv_pwl", "bn3"))
+
     def __init__(
         self, in_chs: int, mid_chs: int, out_chs: int, conv_pw: nn.Module, conv_dw: nn.Module, conv_pwl: nn.Module,
         stride: int = 1, down: str = "conv", se_chs: int = 0, act: str = "relu",
@@ -96,6 +99,8 @@ class InvertedResidual(_BlockBase):
 
 class DepthwiseSeparable(_BlockBase):
     """MixConv dw -> BN -> act -> [SE] -> 1x1 pointwise -> BN (+ skip). ``se_chs`` as above."""
+
+    conv_bn_pairs = (("conv_dw", "bn1"), ("conv_pw", "bn2"))
 
     def __init__(
         self, in_chs: int, out_chs: int, conv_dw: nn.Module, conv_pw: nn.Module,

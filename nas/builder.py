@@ -105,6 +105,9 @@ class NasNet(nn.Module):
     the same calls out and carries this class's ``forward*`` methods verbatim.
     """
 
+    #: Which conv each batch norm follows (:func:`nas.layers.fold.fold_batchnorm`).
+    conv_bn_pairs = (("conv_stem", "bn1"), ("conv_head", "bn2"))
+
     def __init__(self, arch: Arch, num_classes: int, in_chans: int, drop_rate: float = 0.0, impl: str = "auto") -> None:
         super().__init__()
         self.arch = arch

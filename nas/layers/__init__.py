@@ -1,4 +1,5 @@
-"""Small layers, one idea each: padding modes, MixConv2d, activations, squeeze-excite, conv factory.
+"""Small layers, one idea each: padding modes, MixConv2d, activations, squeeze-excite, conv factory,
+and folding batch norms into convs for inference.
 
 ``padding``, ``mixconv``, ``activations`` and ``squeeze_excite`` import only torch, the stdlib,
 :mod:`nas.errors` and each other: an exported ``model.py`` carries their source verbatim.
@@ -7,6 +8,7 @@
 
 from nas.layers.activations import ACTIVATION_LAYERS, create_act, get_act_layer
 from nas.layers.factory import conv2d_call, create_conv2d
+from nas.layers.fold import fold_batchnorm
 from nas.layers.mixconv import AUTO_IMPL, IMPLS, MixConv2d, resolve_impl
 from nas.layers.padding import (
     PADDING_MODES,
@@ -34,6 +36,7 @@ __all__ = [
     "conv2d_call",
     "create_act",
     "create_conv2d",
+    "fold_batchnorm",
     "get_act_layer",
     "name_layers",
     "partial_ratio",

@@ -170,16 +170,28 @@ class MixConv2d(nn.Module):
         if not self.depthwise:
             raise NasInputError("the padded implementation needs a depthwise MixConv2d")
         weight = self.padded_weight()
+        bias = self.padded_bias()
         pad = self.max_pad
+        partial = self.padding_mode == "partial" and pad
+        conv_bias = None if partial else bias  # partial: the bias comes after the ratio
         if self.padding_mode in ("zeros", "partial"):
-            y = F.conv2d(x, weight, None, self.stride, pad, self.dilation, self.out_chs)
+            y = F.conv2d(x, weight, conv_bias, self.stride, pad, self.dilation, self.out_chs)
         else:
             if pad:
                 x = F.pad(x, (pad, pad, pad, pad), mode=self.padding_mode)
-            y = F.conv2d(x, weight, None, self.stride, 0, self.dilation, self.out_chs)
-        if self.padding_mode == "partial" and pad:
-            y = y.mul_(self._ratios.get(x.shape[-2], x.shape[-1], y, self._make_ratio))
+            y = F.conv2d(x, weight, conv_bias, self.stride, 0, self.dilation, self.out_chs)
+        if partial:
+            ratio = self._ratios.get(x.shape[-2], x.shape[-1], y, self._make_ratio)
+            y = y.mul_(ratio) if bias is None else torch.addcmul(bias.view(1, -1, 1, 1), y, ratio)
         return y
+
+    def padded_bias(self) -> torch.Tensor | None:
+        """All groups' biases stacked (a group without one adds 0); None when no group has one
+        (the built networks: a batch norm follows; :mod:`nas.layers.fold` gives them one)."""
+        if all(conv.bias is None for conv in self.convs):
+            return None
+        return torch.cat([conv.bias if conv.bias is not None else conv.weight.new_zeros(conv.out_channels)
+                          for conv in self.convs])
 
 
 __all__ = ["AUTO_IMPL", "IMPLS", "MixConv2d", "resolve_impl"]

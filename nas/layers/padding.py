@@ -4,8 +4,10 @@ Five modes: ``zeros``, ``reflect``, ``replicate``, ``circular`` (PyTorch's own, 
 ``nn.Conv2d(padding_mode=...)``) and ``partial``: partial-convolution-based padding
 (Liu et al., arXiv 1811.11718). ``partial`` zero-pads, convolves, then multiplies each
 output by ``window size / number of valid (non-padded) inputs in the window``, so a border
-output is re-weighted as if the padded taps had not been there. With no bias (a batch
-norm follows every conv here) this multiply is exact.
+output is re-weighted as if the padded taps had not been there. A bias, if any, is added
+after the ratio (not re-weighted), as in NVIDIA's reference ``PartialConv2d``; the networks
+built here have none (a batch norm follows every conv) until :mod:`nas.layers.fold` folds
+that batch norm in for inference.
 
 The ratio depends only on the input height and width and the conv's geometry (kernel,
 stride, dilation, padding), never on the data, so it is computed once per
@@ -125,7 +127,8 @@ class PaddedConv2d(nn.Conv2d):
 
 
 class PartialConv2d(nn.Conv2d):
-    """A zero-padded, bias-free ``nn.Conv2d`` whose output is re-weighted by the partial ratio.
+    """A zero-padded ``nn.Conv2d`` whose output is re-weighted by the partial ratio; its bias
+    (if any) is added after the ratio.
 
     Same parameters and state dict as the ``nn.Conv2d`` it extends.
     """
@@ -134,8 +137,6 @@ class PartialConv2d(nn.Conv2d):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        if self.bias is not None:
-            raise NasInputError("PartialConv2d has no bias: a batch norm follows it, and the ratio multiply is exact only then")
         if self.padding_mode != "zeros":
             raise NasInputError("PartialConv2d zero-pads; it takes no other padding_mode")
         if self.kernel_size[0] != self.kernel_size[1]:
@@ -147,11 +148,13 @@ class PartialConv2d(nn.Conv2d):
         return ratio[None, None]  # (1, 1, Ho, Wo), broadcast over batch and channels
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = super().forward(x)
+        y = self._conv_forward(x, self.weight, None)
         if self.padding[0] == 0:
-            return y
+            return y if self.bias is None else y + self.bias.view(1, -1, 1, 1)
         ratio = self._ratios.get(x.shape[-2], x.shape[-1], y, self._make_ratio)
-        return y.mul_(ratio)  # in place: conv backward needs its input, not its output
+        if self.bias is None:
+            return y.mul_(ratio)  # in place: conv backward needs its input, not its output
+        return torch.addcmul(self.bias.view(1, -1, 1, 1), y, ratio)  # one pass: ratio, then bias
 
 
 __all__ = [
